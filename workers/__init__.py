@@ -1,0 +1,1 @@
+"""Clientshift workers: canonical events -> account state -> rules -> actions."""

@@ -1,0 +1,91 @@
+"""Actions: the tags and tasks a decision asks the CRM for, each with an idempotency key.
+
+An action's key is derived from the account, what it does and what triggered it (an event id or a
+deadline instant), so processing the same history again yields the same keys and a connector can
+refuse the second copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from string import Template
+from typing import Any, Mapping
+
+from workers.rules.policy import Policy
+from workers.state import AccountState
+from workers.timeutil import DAY, format_rfc3339
+
+TAG = "tag"
+TASK = "task"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    type: str  # "tag" | "task"
+    account: str
+    key: str
+    at: str  # when the decision was taken (event or deadline time), RFC 3339
+    trigger: str
+    reason: str
+    account_kind: str | None = None
+    account_name: str | None = None
+    # tag
+    name: str | None = None
+    value: str | None = None
+    # task
+    kind: str | None = None
+    title: str | None = None
+    body: str | None = None
+    priority: str | None = None
+    due: str | None = None
+    owner_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Action:
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+
+
+def plan_actions(before: AccountState, status: str, rule: str, flags: tuple[str, ...], now: float,
+                 trigger: str, policy: Policy) -> list[Action]:
+    """The actions one evaluation calls for, given the state before it (pure)."""
+    reason = _reason(rule, policy)
+    common = {
+        "account": before.account,
+        "at": format_rfc3339(now),
+        "trigger": trigger,
+        "reason": reason,
+        "account_kind": before.kind,
+        "account_name": before.name,
+    }
+    actions: list[Action] = []
+    if status != before.written_status:
+        actions.append(Action(type=TAG, key=f"{before.account}|tag:{policy.tag_name}={status}|{trigger}",
+                              name=policy.tag_name, value=status, **common))
+    template_values = {
+        "account": before.account,
+        "account_name": before.name or before.account,
+        "status": status,
+        "previous_status": before.status or "none",
+        "reason": reason,
+        "csm_name": (before.csm or {}).get("owner_name") or "the account team",
+    }
+    owner = (before.csm or {}).get("owner_id")
+    for spec in policy.tasks:
+        if spec.fires(before.status, status, before.flags, flags):
+            actions.append(Action(
+                type=TASK, key=f"{before.account}|{spec.kind}|{trigger}", kind=spec.kind,
+                title=Template(spec.title).safe_substitute(template_values),
+                body=Template(spec.body).safe_substitute(template_values),
+                priority=spec.priority, due=format_rfc3339(now + spec.due_in_days * DAY), owner_id=owner,
+                **common))
+    return actions
+
+
+def _reason(rule: str, policy: Policy) -> str:
+    for candidate in policy.status_rules:
+        if candidate.name == rule and candidate.description:
+            return f"{rule}: {candidate.description}"
+    return rule

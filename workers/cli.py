@@ -1,0 +1,159 @@
+"""The `clientshift` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from workers.rules.policy import RulesError, load_policy
+from workers.timeutil import parse_rfc3339
+
+app = typer.Typer(help="Keep a CRM's customer-vs-client picture true from a stream of CRM events.",
+                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+rules_app = typer.Typer(help="Work with rules files.", no_args_is_help=True)
+crm_app = typer.Typer(help="Look at the local sandbox CRM.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (they print figures; they are not tests).", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+app.add_typer(crm_app, name="crm")
+app.add_typer(bench_app, name="bench")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _policy(rules: Optional[Path]):
+    try:
+        return load_policy(rules)
+    except RulesError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error[/red] {problem}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def connector_settings(sandbox_db: Optional[Path] = None) -> dict:
+    return {"env": os.environ, "sandbox_db": str(sandbox_db) if sandbox_db else None}
+
+
+@app.command()
+def replay(
+    files: Annotated[list[Path], typer.Argument(help="JSON-lines event files ('-' for stdin)")],
+    rules: Annotated[Optional[Path], typer.Option(help="rules YAML (default: the packaged policy)")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="fire deadlines up to this RFC 3339 time "
+                                                 "(default: the last event time)")] = None,
+    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+    connector: Annotated[str, typer.Option(help="where actions go: sandbox, recording, hubspot, ...")] = "sandbox",
+    sandbox_db: Annotated[Optional[Path], typer.Option(help="sandbox CRM file")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="plan actions, write nothing")] = False,
+) -> None:
+    """Replay recorded events through the rules and write the resulting tags and tasks."""
+    from connectors.registry import UnknownConnector, load_connector
+    from workers.render import replay_tables
+    from workers.replay import read_event_files
+    from workers.replay import replay as run_replay
+
+    policy = _policy(rules)
+    try:
+        cutoff = parse_rfc3339(as_of) if as_of else None
+    except ValueError as exc:
+        err.print(f"--as-of: {exc}")
+        raise typer.Exit(2) from None
+    target = None
+    if not dry_run:
+        try:
+            target = load_connector(connector, connector_settings(sandbox_db))
+        except UnknownConnector as exc:
+            err.print(str(exc))
+            raise typer.Exit(2) from None
+    try:
+        result = run_replay(read_event_files(files), policy, as_of=cutoff, connector=target, dry_run=dry_run)
+    except FileNotFoundError as exc:
+        err.print(f"cannot read {exc.filename}")
+        raise typer.Exit(2) from None
+    finally:
+        if target is not None:
+            target.close()
+    for rejected in result.rejected:
+        err.print(f"{rejected.where}: invalid event: {rejected.reason}", highlight=False, markup=False)
+    if format is OutputFormat.json:
+        sys.stdout.write(result.to_json() + "\n")
+    else:
+        replay_tables(result, out)
+    if result.outcomes:
+        counts: dict[str, int] = {}
+        for outcome in result.outcomes:
+            counts[outcome.outcome.value] = counts.get(outcome.outcome.value, 0) + 1
+        err.print(f"{connector}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())), highlight=False)
+    raise typer.Exit(1 if result.rejected else 0)
+
+
+@rules_app.command("check")
+def rules_check(file: Annotated[Path, typer.Argument(help="rules YAML")]) -> None:
+    """Check a rules file: YAML syntax, CEL syntax, unknown facts, type mismatches. Exit 1 on any problem."""
+    try:
+        policy = load_policy(file)
+    except RulesError as exc:
+        for problem in exc.problems:
+            err.print(str(problem), highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    out.print(f"{file}: ok ({len(policy.status_rules)} status rules, {len(policy.flag_rules)} flags, "
+              f"{len(policy.tasks)} tasks)", highlight=False)
+
+
+@crm_app.command("show")
+def crm_show(
+    sandbox_db: Annotated[Optional[Path], typer.Option(help="sandbox CRM file")] = None,
+    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+) -> None:
+    """Print what the sandbox CRM holds: accounts, their relationship_status tag, tasks."""
+    from connectors.sandbox import DEFAULT_DB, SandboxConnector
+    from workers.render import crm_tables
+
+    path = sandbox_db or Path(os.environ.get("CLIENTSHIFT_SANDBOX_DB", DEFAULT_DB))
+    if not path.exists():
+        err.print(f"no sandbox CRM at {path}")
+        raise typer.Exit(1)
+    sandbox = SandboxConnector(path)
+    try:
+        snapshot = sandbox.snapshot()
+    finally:
+        sandbox.close()
+    if format is OutputFormat.json:
+        sys.stdout.write(json.dumps(snapshot, sort_keys=True) + "\n")
+    else:
+        crm_tables(snapshot, out)
+
+
+@bench_app.command("replay")
+def bench_replay(
+    events: Annotated[int, typer.Option(help="events to generate")] = 200_000,
+    accounts: Annotated[int, typer.Option(help="accounts to spread them over")] = 20_000,
+    seed: Annotated[int, typer.Option()] = 7,
+) -> None:
+    """Replay events/s against a plain-Python loop applying the same default policy, same run."""
+    from workers.bench_replay import run
+
+    run(events, accounts, seed, out)
+
+
+@bench_app.command("cel")
+def bench_cel(states: Annotated[int, typer.Option()] = 50_000) -> None:
+    """cel-expr-python against common-expression-language on the default policy's conditions."""
+    from workers.bench_replay import run_cel
+
+    run_cel(states, out)
+
+
+if __name__ == "__main__":
+    app()

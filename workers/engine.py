@@ -1,0 +1,112 @@
+"""The per-account engine: fold an event or a deadline into state, evaluate the rules, plan actions.
+
+This is the one piece both `clientshift replay` and the Kafka worker call, so both give the same
+statuses and actions for the same history. Everything here is pure: state in, (state, decisions,
+actions) out, and the only time it knows is the `now` it derives from the event or deadline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from workers.actions import Action, plan_actions
+from workers.events import CanonicalEvent
+from workers.facts import compute_facts, next_change, with_status
+from workers.rules.policy import Policy
+from workers.state import AccountState, apply_event
+from workers.timeutil import format_rfc3339
+
+# A safety net, not a limit anyone should meet: change points only move forward, so this many
+# deadlines in one catch-up would mean a bug, and stopping beats spinning forever.
+MAX_DEADLINES_PER_CATCH_UP = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One evaluation of one account: the audit record of what was decided and why."""
+
+    account: str
+    at: float
+    trigger: str
+    status: str
+    rule: str
+    flags: tuple[str, ...]
+    previous_status: str | None
+    previous_flags: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return self.status != self.previous_status or self.flags != self.previous_flags
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.account, "at": format_rfc3339(self.at), "trigger": self.trigger,
+            "status": self.status, "rule": self.rule, "flags": list(self.flags),
+            "previous_status": self.previous_status, "previous_flags": list(self.previous_flags),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    state: AccountState
+    decisions: tuple[Decision, ...] = ()
+    actions: tuple[Action, ...] = ()
+    duplicate: bool = False
+
+    def then(self, later: Step) -> Step:
+        return Step(later.state, self.decisions + later.decisions, self.actions + later.actions,
+                    later.duplicate)
+
+
+class Engine:
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    @staticmethod
+    def new_state(account: str) -> AccountState:
+        return AccountState(account=account)
+
+    def handle(self, state: AccountState, event: CanonicalEvent) -> Step:
+        """Apply one event: deadlines due first, then the event at max(its time, the account's clock).
+
+        A late event is applied at the account's clock (its watermark): time never runs backwards for an
+        account, so a deadline that already fired is never undone by an older event.
+        """
+        if event.dedupe_key in state.seen:
+            return Step(state, duplicate=True)
+        at = event.time if state.clock is None else max(state.clock, event.time)
+        caught_up = self.advance(state, at)
+        applied = apply_event(caught_up.state, event, at)
+        return caught_up.then(self._evaluate(applied, at, f"event:{event.dedupe_key}"))
+
+    def advance(self, state: AccountState, until: float) -> Step:
+        """Fire every deadline of this account at or before `until`, in time order, each at its instant."""
+        step = Step(state)
+        for _ in range(MAX_DEADLINES_PER_CATCH_UP):
+            due = step.state.next_deadline
+            if due is None or due > until:
+                return step
+            step = step.then(self._evaluate(step.state, due, f"deadline:{format_rfc3339(due)}"))
+        raise RuntimeError(f"account {state.account}: deadlines did not settle before {format_rfc3339(until)}")
+
+    def _evaluate(self, state: AccountState, now: float, trigger: str) -> Step:
+        policy = self.policy
+        facts = compute_facts(state, now, policy.params)
+        status, rule = policy.decide_status(facts)
+        if status != "client":
+            client_since = None
+        elif state.status == "client" and state.client_since is not None:
+            client_since = state.client_since
+        else:
+            client_since = now
+        flags = policy.decide_flags(with_status(facts, state, status, client_since, now))
+        actions = plan_actions(state, status, rule, flags, now, trigger, policy)
+        decided = state.evolve(
+            status=status, flags=flags, reason=rule, client_since=client_since,
+            clock=now if state.clock is None else max(state.clock, now),
+            written_status=status if any(a.type == "tag" for a in actions) else state.written_status,
+            next_deadline=next_change(state, status, client_since, now, policy.params, policy.day_thresholds),
+        )
+        decision = Decision(state.account, now, trigger, status, rule, flags, state.status, state.flags)
+        return Step(decided, (decision,), tuple(actions))
