@@ -19,14 +19,16 @@ class RetryPolicy:
     initial_wait: float = 0.5
     max_wait: float = 30.0
     jitter: float = 0.5
+    # A CRM's Retry-After is obeyed up to this; beyond it something is wrong and backoff resumes.
+    max_retry_after: float = 300.0
 
     def waiter(self) -> Callable[[RetryCallState], float]:
-        backoff = wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait, jitter=self.jitter)
+        backoff = wait_exponential_jitter(multiplier=self.initial_wait, max=self.max_wait, jitter=self.jitter)
 
         def wait(state: RetryCallState) -> float:
             pending: list[ActionResult] = state.outcome.result() if state.outcome else []
             asked = max((r.retry_after or 0.0 for r in pending), default=0.0)
-            return max(min(asked, self.max_wait * 4), backoff(state))
+            return max(min(asked, self.max_retry_after), backoff(state))
 
         return wait
 

@@ -63,6 +63,8 @@ def load_specs() -> dict[str, Any]:
     """Parse the specs once per process (slow); keyed by file stem."""
     from openapi_core import OpenAPI
 
+    # openapi-core cannot check HubSpot's oauth2 security scheme (it warns "Unsupported scheme type");
+    # the server checks the Bearer token itself and answers 401 otherwise.
     out = {}
     for path in sorted(spec_dir().glob("*.json")):
         out[path.stem] = OpenAPI.from_dict(_patch_quirks(json.loads(path.read_text(encoding="utf-8"))))
@@ -197,7 +199,7 @@ class HubSpotServer:
         self.requests: Counter[str] = Counter()  # "METHOD /path" -> count
         self.faults: list[Fault] = []
         self.storm: Storm | None = None
-        self.fault_log: list[tuple[str, int]] = []
+        self.fault_log: list[tuple[str, int, bool]] = []  # path, status, applied before failing
         self.rate_headers = True
         self.specs = load_specs()
         self._httpd: ThreadingHTTPServer | None = None
@@ -301,7 +303,7 @@ class HubSpotServer:
             result = {"status": "error", "message": exc.message, "category": exc.category,
                       "correlationId": str(uuid.uuid4()), **exc.extra}
         if fault and fault.status:
-            self.fault_log.append((path, fault.status))
+            self.fault_log.append((path, fault.status, fault.after_apply))
         out = json.dumps(result).encode() if result is not None else b""
         response_headers = {"Content-Type": "application/json;charset=utf-8", **extra_headers}
         if self.rate_headers:

@@ -155,5 +155,81 @@ def bench_cel(states: Annotated[int, typer.Option()] = 50_000) -> None:
     run_cel(states, out)
 
 
+
+@app.command()
+def run() -> None:
+    """The stream worker. Configured by CLIENTSHIFT_* environment variables (see README); with no
+    CLIENTSHIFT_BROKER it starts an embedded local broker and uses the sandbox CRM."""
+    from workers.kafka.runner import run_worker
+    from workers.kafka.settings import Settings
+
+    run_worker(Settings.from_env())
+
+
+def _example(name: str) -> Path:
+    local = Path("examples") / name
+    return local if local.exists() else Path(__file__).resolve().parents[1] / "examples" / name
+
+
+@app.command()
+def demo(events: Annotated[Optional[Path], typer.Argument(help="JSON-lines events (default: "
+                                                                "examples/events.jsonl)")] = None) -> None:
+    """Start a local broker and a worker, feed the example events, print the sandbox CRM, stop."""
+    from workers.kafka.demo import run_demo
+
+    raise typer.Exit(run_demo(events or _example("events.jsonl"), out))
+
+
+def _kafka_settings(broker: Optional[str]):
+    from dataclasses import replace
+
+    from workers.kafka.settings import Settings
+
+    settings = Settings.from_env()
+    if broker:
+        settings = replace(settings, broker=broker)
+    if not settings.broker:
+        err.print("no broker: pass --broker HOST:PORT or set CLIENTSHIFT_BROKER")
+        raise typer.Exit(2)
+    return settings
+
+
+@app.command()
+def produce(
+    files: Annotated[list[Path], typer.Argument(help="JSON-lines event files")],
+    broker: Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")] = None,
+    topic: Annotated[Optional[str], typer.Option(help="default: the events topic")] = None,
+) -> None:
+    """Publish JSON-lines events to the input topic, keyed by account."""
+    from rich.progress import Progress
+
+    from workers.kafka.streams import produce as produce_lines
+    from workers.replay import read_event_files
+
+    settings = _kafka_settings(broker)
+    lines = list(read_event_files(files))
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("producing", total=len(lines))
+        sent = produce_lines(settings, lines, topic, on_sent=lambda n: progress.update(task, completed=n))
+    err.print(f"produced {sent} events to {topic or settings.topics.events}")
+
+
+@app.command()
+def record(
+    topic: Annotated[str, typer.Option(help="topic to capture")],
+    out_file: Annotated[Path, typer.Option("--out", help="JSON-lines file to write")],
+    broker: Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")] = None,
+) -> None:
+    """Capture a topic, from the beginning to its current end, to JSON lines for replay in tests."""
+    from rich.progress import Progress
+
+    from workers.kafka.streams import record as record_topic
+
+    settings = _kafka_settings(broker)
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task(f"recording {topic}", total=None)
+        count = record_topic(settings, topic, out_file, on_record=lambda n: progress.update(task, completed=n))
+    err.print(f"recorded {count} messages from {topic} to {out_file}")
+
 if __name__ == "__main__":
     app()

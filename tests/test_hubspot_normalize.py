@@ -1,0 +1,95 @@
+"""Webhook events -> canonical events, and echo suppression of our own writes."""
+
+from __future__ import annotations
+
+from connectors.hubspot.echo import InMemoryLastWritten, drop_echoes, is_echo
+from connectors.hubspot.normalize import Associations, mapping_from, normalize
+from workers.events import parse_event
+
+
+def ev(**kw: object) -> dict[str, object]:
+    # Shape of HubSpot's documented webhook payload items.
+    base = {"eventId": 100, "subscriptionId": 2, "portalId": 62515, "appId": 54321, "occurredAt": 1759999999000,
+            "attemptNumber": 0, "changeSource": "CRM_UI", "sourceId": "userId:45678"}
+    return {**base, **kw}
+
+
+def test_mapping_defaults_produce_valid_canonical_events() -> None:
+    events = [
+        ev(subscriptionType="company.creation", objectId=11, changeFlag="CREATED", occurredAt=1000),
+        ev(subscriptionType="company.propertyChange", objectId=11, propertyName="clientshift_csm_owner_id",
+           propertyValue="101", occurredAt=2000),
+        ev(subscriptionType="company.propertyChange", objectId=11, propertyName="clientshift_plan",
+           propertyValue="premier", occurredAt=3000),
+        ev(subscriptionType="contact.associationChange", fromObjectId=7, toObjectId=11,
+           associationType="CONTACT_TO_COMPANY", associationRemoved=False, occurredAt=3500),
+        ev(subscriptionType="deal.associationChange", fromObjectId=9, toObjectId=11,
+           associationType="DEAL_TO_COMPANY", associationRemoved=False, occurredAt=3600),
+        ev(subscriptionType="deal.propertyChange", objectId=9, propertyName="dealstage", propertyValue="closedwon",
+           occurredAt=4000),
+        ev(subscriptionType="company.propertyChange", objectId=11, propertyName="clientshift_csm_owner_id",
+           propertyValue="", occurredAt=5000),
+    ]
+    out = normalize(events)
+    assert [e["type"] for e in out] == ["crm.account.created", "crm.csm.assigned", "crm.subscription.changed",
+                                        "crm.order.placed", "crm.csm.unassigned"]
+    parsed = [parse_event(e) for e in out]  # the published contract
+    assert all(p.subject == "11" and p.source == "hubspot/portal/62515" for p in parsed)
+    assert out[0]["time"] == "1970-01-01T00:00:01.000Z"
+    assert parsed[1].data == {"owner_id": "101"} and parsed[3].data == {"order_id": "deal-9"}
+
+
+def test_out_of_order_and_redelivered_events() -> None:
+    created = ev(subscriptionType="company.creation", objectId=11, occurredAt=1000, eventId=5)
+    csm = ev(subscriptionType="company.propertyChange", objectId=11, propertyName="clientshift_csm_owner_id",
+             propertyValue="101", occurredAt=2000, eventId=5)  # same eventId: not unique at HubSpot
+    redelivered = {**csm, "attemptNumber": 1}
+    out = normalize([csm, redelivered, created])
+    assert [e["type"] for e in out] == ["crm.account.created", "crm.csm.assigned"]
+    again = normalize([created, csm])
+    assert [e["id"] for e in again] == [e["id"] for e in out]  # deterministic ids across batches
+
+
+def test_contact_events_need_a_company() -> None:
+    deal = ev(subscriptionType="deal.propertyChange", objectId=9, propertyName="dealstage", propertyValue="closedwon")
+    assert normalize([deal]) == []
+    out = normalize([deal], associations=Associations(lookup=lambda kind, oid: "77" if (kind, oid) == ("deal", "9") else None))
+    assert out[0]["subject"] == "77"
+
+
+def test_generic_object_subscriptions_and_custom_mapping() -> None:
+    mapping = mapping_from({"csm_property": "hubspot_owner_id", "closed_won_stages": ["won"]})
+    out = normalize([ev(subscriptionType="object.propertyChange", objectTypeId="0-2", objectId=5,
+                        propertyName="hubspot_owner_id", propertyValue="202")], mapping)
+    assert out[0]["type"] == "crm.csm.assigned" and out[0]["subject"] == "5"
+
+
+def test_our_own_written_properties_are_not_input() -> None:
+    assert normalize([ev(subscriptionType="company.propertyChange", objectId=5, propertyName="relationship_status",
+                         propertyValue="client")]) == []
+
+
+def test_echoes_of_our_writes_are_dropped_and_counted() -> None:
+    from prometheus_client import REGISTRY
+
+    store = InMemoryLastWritten()
+    store.record("companies", "5", "clientshift_plan", "premier")
+    ours = ev(subscriptionType="company.propertyChange", objectId=5, propertyName="clientshift_plan",
+              propertyValue="premier", changeSource="INTEGRATION", sourceId="4242")
+    by_hand = {**ours, "changeSource": "CRM_UI", "sourceId": "userId:1"}  # a user set the same value
+    other_app = {**ours, "sourceId": "9999"}
+    other_value = {**ours, "propertyValue": "basic"}
+    before = REGISTRY.get_sample_value("clientshift_hubspot_echoes_dropped_total") or 0.0
+    kept = drop_echoes([ours, by_hand, other_app, other_value], store, app_id="4242")
+    assert kept == [by_hand, other_app, other_value]
+    assert REGISTRY.get_sample_value("clientshift_hubspot_echoes_dropped_total") == before + 1
+    assert not is_echo(ours, InMemoryLastWritten(), "4242")  # nothing written: not an echo
+
+
+def test_connector_writes_feed_the_echo_store() -> None:
+    # The connector records each successful tag write; the ingress side consults the same store.
+    store = InMemoryLastWritten(max_entries=2)
+    for n in range(3):
+        store.record("companies", str(n), "relationship_status", "client")
+    assert store.get("companies", "0", "relationship_status") is None  # bounded
+    assert store.get("companies", "2", "relationship_status") == "client"

@@ -1,0 +1,1 @@
+"""The stream workers: the core wrapped in Faust agents on Kafka."""

@@ -1,0 +1,243 @@
+"""The Faust app: thin agents around the pure core.
+
+    events + ticks --process--> accounts table, deadlines table, actions, audit, dlq
+    actions --sink--> connector (batched, one retry policy) --> dlq for permanent failures
+    timer --> ticks (deadlines that are due by the wall clock, for accounts with no new events)
+
+`process` calls exactly what `clientshift replay` calls (workers.engine.Engine), so both give the same
+statuses and actions for the same history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from connectors.base import Connector, ConnectorPaused, Outcome
+from connectors.retry import RetryPolicy, apply_with_retry
+from workers import metrics
+from workers.actions import Action
+from workers.engine import Engine, Step
+from workers.events import InvalidEvent
+from workers.kafka import tansu as tansu_workarounds
+from workers.kafka.clock import Clock
+from workers.kafka.codec import dead_letter, decode_message
+from workers.kafka.settings import Settings
+from workers.rules.policy import Policy
+from workers.state import AccountState
+from workers.timeutil import format_rfc3339
+
+log = logging.getLogger("clientshift.worker")
+
+
+@dataclass
+class Runtime:
+    """What the agents share besides Faust's own objects."""
+
+    settings: Settings
+    policy: Policy
+    clock: Clock
+    connector_factory: Callable[[], Connector | None]
+    engine: Engine = field(init=False)
+    # Deserialised states of the partitions this worker owns; the table (changelog) stays the truth and
+    # the cache is dropped on every rebalance.
+    cache: dict[str, AccountState] = field(default_factory=dict)
+    ticked: dict[str, float] = field(default_factory=dict)
+    connector: Connector | None = None
+    ready: bool = False
+
+    def __post_init__(self) -> None:
+        self.engine = Engine(self.policy)
+
+
+def _credentials(settings: Settings) -> Any:
+    protocol = settings.security_protocol
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(username=settings.sasl_username, password=settings.sasl_password(),
+                                     mechanism=settings.sasl_mechanism or "PLAIN",
+                                     ssl_context=settings.ssl_context())
+    if protocol == "SSL":
+        return faust.SSLCredentials(settings.ssl_context())
+    return None
+
+
+def create_app(settings: Settings, policy: Policy, clock: Clock,
+               connector_factory: Callable[[], Connector | None], *, tansu: bool = False) -> faust.App:
+    rt = Runtime(settings, policy, clock, connector_factory)
+    topics = settings.topics
+    app = faust.App(
+        settings.group_id,
+        broker=settings.faust_broker_url(),
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        datadir=settings.data_dir,
+        topic_partitions=settings.partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        broker_commit_interval=1.0,
+        table_standby_replicas=0,
+        topic_allow_declare=True,
+        **tansu_workarounds.faust_settings(tansu),
+    )
+    app.clientshift = rt  # type: ignore[attr-defined]
+
+    inputs = app.topic(topics.events, topics.ticks, key_type=bytes, value_type=bytes)
+    events_topic = app.topic(topics.events, key_type=bytes, value_type=bytes)
+    ticks_topic = app.topic(topics.ticks, key_type=bytes, value_type=bytes)
+    actions_topic = app.topic(topics.actions, key_type=bytes, value_type=bytes)
+    audit_topic = app.topic(topics.audit, key_type=bytes, value_type=bytes)
+    dlq_topic = app.topic(topics.dlq, key_type=bytes, value_type=bytes)
+    json_schema = faust.Schema(key_serializer="json", value_serializer="json")
+    accounts = app.Table("accounts", partitions=settings.partitions, schema=json_schema)
+    deadlines = app.Table("deadlines", partitions=settings.partitions, schema=json_schema)
+
+    def load(account: str) -> AccountState:
+        state = rt.cache.get(account)
+        if state is None:
+            stored = accounts.get(account)
+            state = AccountState.from_dict(stored) if stored else rt.engine.new_state(account)
+            rt.cache[account] = state
+        return state
+
+    async def emit(step: Step, partition: int) -> None:
+        # Actions go out before the state is saved: a changelog that says "seen" implies its actions were
+        # already handed to the producer, so a crash can repeat actions (the CRM dedupes) but not lose them.
+        for action in step.actions:
+            await actions_topic.send(key=action.account.encode(), value=json.dumps(action.to_dict()).encode(),
+                                     force=True)
+        for decision in step.decisions:
+            await audit_topic.send(key=decision.account.encode(), value=json.dumps(decision.to_dict()).encode(),
+                                   force=True)
+            if decision.status != decision.previous_status:
+                metrics.TRANSITIONS.labels(decision.previous_status or "none", decision.status).inc()
+            for flag in set(decision.flags) - set(decision.previous_flags):
+                metrics.FLAGS_RAISED.labels(flag).inc()
+            if decision.trigger.startswith("deadline:"):
+                metrics.DEADLINES.inc()
+        state = step.state
+        rt.cache[state.account] = state
+        accounts[state.account] = state.to_dict()
+        if state.next_deadline is None:
+            if state.account in deadlines:
+                del deadlines[state.account]
+        else:
+            deadlines[state.account] = {"due": state.next_deadline, "partition": partition}
+
+    async def to_dlq(kind: str, reason: str, value: bytes | None, headers: Any, **context: Any) -> None:
+        metrics.DLQ.labels(kind).inc()
+        await dlq_topic.send(value=dead_letter(kind, reason, value, headers, **context), force=True)
+
+    @app.agent(inputs, name="process")
+    async def process(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            metrics.EVENTS_IN.labels(message.topic).inc()
+            if message.topic == topics.ticks:
+                tick = json.loads(event.value)
+                state = load(tick["account"])
+                await emit(rt.engine.advance(state, tick["until"]), message.partition)
+                continue
+            try:
+                canonical = decode_message(event.value, message.headers)
+            except InvalidEvent as exc:
+                metrics.EVENTS_INVALID.inc()
+                log.warning("invalid event sent to the DLQ", extra={"reason": exc.reason, "topic": message.topic,
+                                                                     "partition": message.partition,
+                                                                     "offset": message.offset})
+                await to_dlq("event", exc.reason, event.value, message.headers, topic=message.topic,
+                             partition=message.partition, offset=message.offset)
+                continue
+            key = (event.key or b"").decode("utf-8", errors="replace")
+            if key != canonical.subject:
+                # One account, one partition owner: an event keyed by anything else is re-keyed first.
+                await events_topic.send(key=canonical.subject.encode(), value=event.value,
+                                        headers=list(message.headers or ()), force=True)
+                continue
+            step = rt.engine.handle(load(canonical.subject), canonical)
+            if step.duplicate:
+                metrics.DUPLICATES.inc()
+                continue
+            log.debug("event applied", extra={"account": canonical.subject, "event_id": canonical.id})
+            await emit(step, message.partition)
+
+    @app.timer(settings.deadline_interval)
+    async def fire_due_deadlines() -> None:
+        now = rt.clock()
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.events}
+        for account, entry in list(deadlines.items()):
+            due = entry["due"]
+            if due <= now and entry["partition"] in owned and rt.ticked.get(account) != due:
+                rt.ticked[account] = due
+                await ticks_topic.send(key=account.encode(), partition=entry["partition"], force=True,
+                                       value=json.dumps({"account": account, "until": now}).encode())
+
+    @app.agent(actions_topic, name="sink")
+    async def sink(stream: Any) -> None:
+        name = settings.connector if not settings.dry_run else "dry-run"
+        async for batch in stream.take(settings.sink_batch, within=settings.sink_within):
+            actions = [Action.from_dict(json.loads(value)) for value in batch]
+            if rt.connector is None:
+                rt.connector = rt.connector_factory()
+            if rt.connector is None:  # dry run: planned, not written
+                metrics.ACTIONS.labels(name, "dry_run").inc(len(actions))
+                continue
+            while True:
+                try:
+                    with metrics.CRM_LATENCY.labels(name).time():
+                        results = await asyncio.to_thread(apply_with_retry, rt.connector, actions, RetryPolicy())
+                    metrics.PAUSED.labels(name).set(0)
+                    break
+                except ConnectorPaused as paused:
+                    # Nothing is acknowledged while paused: the batch stays in Kafka and is retried.
+                    metrics.PAUSED.labels(name).set(1)
+                    log.error("CRM refuses writes; sink paused", extra={"connector": name,
+                                                                         "resume_in": paused.resume_in})
+                    await asyncio.sleep(min(paused.resume_in, 60.0))
+            for result in results:
+                metrics.ACTIONS.labels(name, result.outcome.value).inc()
+                if result.outcome is Outcome.PERMANENT:
+                    await to_dlq("action", result.detail, json.dumps(result.action.to_dict()).encode(), None,
+                                 account=result.action.account, key=result.action.key, connector=name)
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        ready = rt.ready and not app.rebalancing
+        return web.json({"ready": ready}, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        # aiohttp wants the charset apart from the content type.
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4")
+
+    @app.page("/status")
+    async def status(web: Any, request: Any) -> Any:
+        now = rt.clock()
+        due = sum(1 for entry in deadlines.values() if entry["due"] <= now)
+        return web.json({"ready": rt.ready, "clock": format_rfc3339(now), "accounts": len(accounts),
+                         "deadlines": len(deadlines), "due_deadlines": due})
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app_: Any, revoked: Any, **_: Any) -> None:
+        rt.ready = False
+        rt.cache.clear()
+        rt.ticked.clear()
+
+    @app.on_rebalance_complete.connect
+    async def on_rebalanced(sender: Any, **_: Any) -> None:
+        rt.ready = True
+
+    return app

@@ -1,0 +1,47 @@
+"""Start a worker: settings, the embedded broker when none is configured, topics, connector, Faust."""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import ExitStack
+from dataclasses import replace
+
+import faust
+
+from connectors.base import Connector
+from connectors.registry import load_connector
+from workers.kafka.app import create_app
+from workers.kafka.clock import make_clock
+from workers.kafka.local_broker import LocalBroker
+from workers.kafka.settings import Settings
+from workers.kafka.topics import ensure_topics
+from workers.logs import logging_config
+from workers.rules.policy import load_policy
+
+log = logging.getLogger("clientshift.worker")
+
+
+def connector_factory(settings: Settings):  # noqa: ANN201 - returns a zero-argument factory
+    def build() -> Connector | None:
+        if settings.dry_run:
+            return None
+        return load_connector(settings.connector, {"env": os.environ, "sandbox_db": settings.sandbox_db})
+
+    return build
+
+
+def run_worker(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT (then stop gracefully: finish the batch in hand, commit, exit 0)."""
+    with ExitStack() as stack:
+        embedded = not settings.broker
+        if embedded:
+            broker = stack.enter_context(LocalBroker())
+            settings = replace(settings, broker=broker.bootstrap, broker_kind="tansu")
+        policy = load_policy(settings.rules)  # a bad rules file stops the worker here, with positions
+        ensure_topics(settings)
+        app = create_app(settings, policy, make_clock(settings.clock), connector_factory(settings),
+                         tansu=settings.broker_kind == "tansu")
+        worker = faust.Worker(app, loglevel=settings.log_level.upper(), logging_config=logging_config(
+            settings.log_level), redirect_stdouts=False, quiet=True)
+        worker.execute_from_commandline()

@@ -1,0 +1,120 @@
+"""Worker configuration, from environment variables (CLIENTSHIFT_*), which Helm, systemd and a shell all
+speak. Secrets are read where they are used (connectors), never stored here, so this object is safe to
+log."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Topics:
+    events: str = "clientshift.events"
+    ticks: str = "clientshift.ticks"
+    actions: str = "clientshift.actions"
+    audit: str = "clientshift.audit"
+    dlq: str = "clientshift.dlq"
+    hubspot_raw: str = "clientshift.raw.hubspot"
+    salesforce_raw: str = "clientshift.raw.salesforce"
+
+    def all(self) -> list[str]:
+        return [self.events, self.ticks, self.actions, self.audit, self.dlq, self.hubspot_raw, self.salesforce_raw]
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: str = ""  # empty: start the embedded local broker
+    broker_kind: str = "kafka"  # "tansu" applies the local broker's workarounds (workers.kafka.tansu)
+    group_id: str = "clientshift"
+    partitions: int = 4
+    rules: str | None = None
+    connector: str = "sandbox"
+    dry_run: bool = False
+    sandbox_db: str | None = None
+    data_dir: str = "clientshift-data"
+    web_port: int = 6066
+    web_host: str = "0.0.0.0"
+    log_level: str = "info"
+    clock: str = "system"
+    deadline_interval: float = 1.0
+    sink_batch: int = 500
+    sink_within: float = 0.5
+    topics: Topics = field(default_factory=Topics)
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    ssl_cafile: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        get = env.get
+        topics = Topics(**{name: get(f"CLIENTSHIFT_TOPIC_{name.upper()}", default)
+                           for name, default in vars(Topics()).items()})
+        return cls(
+            broker=get("CLIENTSHIFT_BROKER", ""),
+            broker_kind=get("CLIENTSHIFT_BROKER_KIND", "kafka").lower(),
+            group_id=get("CLIENTSHIFT_GROUP_ID", "clientshift"),
+            partitions=int(get("CLIENTSHIFT_PARTITIONS", "4")),
+            rules=get("CLIENTSHIFT_RULES") or None,
+            connector=get("CLIENTSHIFT_CONNECTOR", "sandbox"),
+            dry_run=_flag(get("CLIENTSHIFT_DRY_RUN")),
+            sandbox_db=get("CLIENTSHIFT_SANDBOX_DB") or None,
+            data_dir=get("CLIENTSHIFT_DATA_DIR", "clientshift-data"),
+            web_port=int(get("CLIENTSHIFT_WEB_PORT", "6066")),
+            web_host=get("CLIENTSHIFT_WEB_HOST", "0.0.0.0"),
+            log_level=get("CLIENTSHIFT_LOG_LEVEL", "info"),
+            clock=get("CLIENTSHIFT_CLOCK", "system"),
+            deadline_interval=float(get("CLIENTSHIFT_DEADLINE_INTERVAL", "1.0")),
+            sink_batch=int(get("CLIENTSHIFT_SINK_BATCH", "500")),
+            sink_within=float(get("CLIENTSHIFT_SINK_WITHIN", "0.5")),
+            topics=topics,
+            security_protocol=get("CLIENTSHIFT_BROKER_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
+            sasl_mechanism=get("CLIENTSHIFT_SASL_MECHANISM") or None,
+            sasl_username=get("CLIENTSHIFT_SASL_USERNAME") or None,
+            ssl_cafile=get("CLIENTSHIFT_SSL_CAFILE") or None,
+        )
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """`kafka://a:9092,b:9092` or `a:9092,b:9092` -> ['a:9092', 'b:9092']."""
+        hosts = self.broker.replace("kafka://", "").replace("aiokafka://", "")
+        return [h.strip() for h in hosts.split(",") if h.strip()]
+
+    def faust_broker_url(self) -> str:
+        return ";".join(f"kafka://{host}" for host in self.bootstrap_servers)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if "SSL" not in self.security_protocol:
+            return None
+        return ssl.create_default_context(cafile=self.ssl_cafile)
+
+    def sasl_password(self) -> str | None:
+        return _secret("CLIENTSHIFT_SASL_PASSWORD")
+
+    def kafka_python_security(self) -> dict[str, Any]:
+        """The same TLS/SASL settings, in kafka-python's spelling (admin, produce, record)."""
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.ssl_cafile:
+            options["ssl_cafile"] = self.ssl_cafile
+        if self.sasl_mechanism:
+            options.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                           sasl_plain_password=self.sasl_password())
+        return options
+
+
+def _secret(name: str) -> str | None:
+    """A secret from NAME, or from the file NAME_FILE names (a mounted Kubernetes Secret)."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    path = os.environ.get(f"{name}_FILE")
+    return Path(path).read_text(encoding="utf-8").strip() if path else None

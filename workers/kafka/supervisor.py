@@ -1,0 +1,99 @@
+"""Run `clientshift run` as a child process and know when it has caught up: the demo, the benchmark
+and the end-to-end tests drive real worker processes with this."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Mapping
+
+from workers.kafka.local_broker import free_port
+from workers.kafka.settings import Settings
+from workers.kafka.topics import group_lag
+
+
+class WorkerError(RuntimeError):
+    pass
+
+
+class WorkerProcess:
+    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+        self.port = int(env.get("CLIENTSHIFT_WEB_PORT") or free_port())
+        self.env = {**os.environ, **env, "CLIENTSHIFT_WEB_PORT": str(self.port)}
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "workers.cli", "run"], env=self.env,
+                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        return self
+
+    def get(self, path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as response:
+                body = response.read()
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            body, status = exc.read(), exc.code
+        if path == "/metrics":
+            return status, body.decode()
+        return status, json.loads(body)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                if self.get("/readyz")[0] == 200:
+                    return
+            except (OSError, ValueError):
+                pass  # not listening yet
+            time.sleep(0.1)  # polling a readiness endpoint
+        raise WorkerError(f"worker not ready within {timeout:.0f} s; log: {self.log_path}")
+
+    def _check_alive(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            tail = self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
+            raise WorkerError(f"worker exited with {self.process and self.process.returncode}:\n{tail}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def wait_until_quiet(settings: Settings, workers: list[WorkerProcess], timeout: float = 120.0) -> None:
+    """Block until every input, tick and action has been processed and committed, and no deadline is
+    due: twice in a row, so a tick or action produced between two looks is not missed."""
+    topics = [settings.topics.events, settings.topics.ticks, settings.topics.actions]
+    deadline = time.monotonic() + timeout
+    quiet_looks = 0
+    while time.monotonic() < deadline:
+        for worker in workers:
+            worker._check_alive()
+        lag = group_lag(settings, settings.group_id, topics)
+        due = sum(worker.get("/status")[1]["due_deadlines"] for worker in workers)
+        quiet_looks = quiet_looks + 1 if not any(lag.values()) and not due else 0
+        if quiet_looks >= 2:
+            return
+        time.sleep(0.3)  # polling committed offsets of another process
+    raise WorkerError(f"workers did not catch up within {timeout:.0f} s (lag {lag}, due deadlines {due})")

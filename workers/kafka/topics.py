@@ -1,0 +1,76 @@
+"""The admin side, through kafka-python: create the topics with the partition count the app expects,
+read a group's committed offsets and the topics' high watermarks (lag, quiescence)."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from workers.kafka.settings import Settings
+
+
+def ensure_topics(settings: Settings, replication: int = 1) -> None:
+    """Create every topic the worker uses (idempotent). Internal single-partition topics would break
+    co-partitioning, so every topic gets the input's partition count."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="clientshift-admin",
+                             **settings.kafka_python_security())
+    try:
+        existing = set(admin.list_topics())
+        wanted = [NewTopic(name, settings.partitions, replication) for name in settings.topics.all()
+                  if name not in existing]
+        if wanted:
+            try:
+                admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another worker created them first
+    finally:
+        admin.close()
+
+
+def high_watermarks(settings: Settings, topics: Iterable[str], timeout: float = 10.0) -> dict[TopicPartition, int]:
+    """True end offsets, read from fetch responses: Tansu's ListOffsets is wrong for multi-record
+    batches (see workers.kafka.tansu), the high watermark a fetch reports is right on both."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
+                             **settings.kafka_python_security())
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        consumer.assign(partitions)
+        # From each partition's end as ListOffsets sees it, one fetch round answers for all of them with
+        # the real high watermark, even when it returns no records.
+        consumer.seek_to_end()
+        deadline = time.monotonic() + timeout
+        while any(consumer.highwater(tp) is None for tp in partitions) and time.monotonic() < deadline:
+            consumer.poll(timeout_ms=50, update_offsets=False)
+        marks = {tp: max(consumer.highwater(tp) or 0, consumer.position(tp)) for tp in partitions}
+        return marks
+    finally:
+        consumer.close()
+
+
+def committed_offsets(settings: Settings, group: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+    """A group's committed offsets (OffsetFetch through a consumer that never joins the group)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group,
+                             enable_auto_commit=False, **settings.kafka_python_security())
+    try:
+        out = {}
+        for tp in partitions:
+            offset = consumer.committed(tp)
+            if offset is not None:
+                out[tp] = offset
+        return out
+    finally:
+        consumer.close()
+
+
+def group_lag(settings: Settings, group: str, topics: Iterable[str]) -> dict[str, int]:
+    """Messages not yet committed by `group`, per topic."""
+    marks = high_watermarks(settings, list(topics))
+    committed = committed_offsets(settings, group, marks)
+    lag: dict[str, int] = {}
+    for tp, end in marks.items():
+        lag[tp.topic] = lag.get(tp.topic, 0) + max(0, end - committed.get(tp, 0))
+    return lag

@@ -1,0 +1,17 @@
+"""Prometheus metrics of the worker (the default registry, served at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_IN = Counter("clientshift_events_in_total", "Messages read from the input topics", ["topic"])
+EVENTS_INVALID = Counter("clientshift_events_invalid_total", "Events rejected by the contract")
+DUPLICATES = Counter("clientshift_events_duplicate_total", "Events ignored because their id was seen")
+TRANSITIONS = Counter("clientshift_status_transitions_total", "Status changes", ["from_status", "to_status"])
+FLAGS_RAISED = Counter("clientshift_flags_raised_total", "Flags going false -> true", ["flag"])
+DEADLINES = Counter("clientshift_deadlines_fired_total", "Evaluations triggered by a deadline")
+ACTIONS = Counter("clientshift_actions_total", "Actions applied, by connector and outcome", ["connector", "outcome"])
+CRM_LATENCY = Histogram("clientshift_crm_batch_seconds", "Time to apply one batch of actions", ["connector"])
+DLQ = Counter("clientshift_dlq_total", "Records sent to the dead-letter topic", ["kind"])
+LAG = Gauge("clientshift_consumer_lag", "Messages behind the high watermark", ["topic", "partition"])
+PAUSED = Gauge("clientshift_connector_paused", "1 while the CRM refuses writes (e.g. a daily quota)", ["connector"])
