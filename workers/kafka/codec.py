@@ -11,6 +11,7 @@ from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
 from cloudevents.core.formats.json import JSONFormat
 
 from workers.events import MAX_EVENT_BYTES, CanonicalEvent, InvalidEvent, parse_event
+from workers.timeutil import parse_rfc3339
 
 _JSON = JSONFormat()
 Headers = Mapping[str, bytes] | Sequence[tuple[str, bytes]]
@@ -32,6 +33,12 @@ def decode_message(value: bytes | None, headers: Headers | None) -> CanonicalEve
         if value is None:
             raise InvalidEvent("empty message (a tombstone?) on the events topic")
         return parse_event(value)
+    raw_time = found.get("ce_time", b"").decode("utf-8", errors="replace")
+    try:
+        parse_rfc3339(raw_time)
+    except ValueError:
+        # Checked before the SDK, whose parser fails with messages that do not name the header.
+        raise InvalidEvent(f"ce_time: {raw_time!r} is not an RFC 3339 timestamp") from None
     try:
         event = from_binary(KafkaMessage(headers=found, key=None, value=value or b""), _JSON)
     except Exception as exc:  # the SDK raises a variety of types for bad headers; all mean the same here
@@ -39,7 +46,7 @@ def decode_message(value: bytes | None, headers: Headers | None) -> CanonicalEve
     attributes = event.get_attributes()
     structured = {name: attributes.get(name) for name in ("specversion", "id", "source", "type", "subject")}
     # The raw header, not the SDK's parsed datetime: the contract's RFC 3339 check applies as written.
-    structured["time"] = found.get("ce_time", b"").decode("utf-8", errors="replace")
+    structured["time"] = raw_time
     structured["data"] = event.get_data()
     if isinstance(structured["data"], (bytes, str)):
         raise InvalidEvent("binary-mode data is not a JSON object")

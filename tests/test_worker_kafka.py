@@ -1,0 +1,219 @@
+"""The stream worker against a real Kafka-protocol broker process (Tansu), real worker processes and the
+sandbox CRM. Each test uses its own topics and consumer group on one broker."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from connectors.sandbox import SandboxConnector
+from factory import raw
+from workers.bench_replay import generate
+from workers.kafka.local_broker import LocalBroker
+from workers.kafka.settings import Settings, Topics
+from workers.kafka.streams import produce, record
+from workers.kafka.supervisor import WorkerProcess, wait_until_quiet
+from workers.kafka.topics import ensure_topics, high_watermarks
+from workers.replay import SourcedLine, read_event_files, replay
+from workers.events import parse_event
+from workers.timeutil import format_rfc3339, parse_rfc3339
+
+ROOT = Path(__file__).resolve().parents[1]
+FROZEN = "1970-01-01T00:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def broker():
+    with LocalBroker() as running:
+        yield running
+
+
+class Harness:
+    def __init__(self, broker: LocalBroker, work: Path) -> None:
+        tag = uuid.uuid4().hex[:8]
+        topics = Topics(**{name: f"{tag}.{value}" for name, value in vars(Topics()).items()})
+        self.settings = replace(Settings(), broker=broker.bootstrap, group_id=f"cs-{tag}", topics=topics)
+        self.work = work
+        self.db = work / "crm.db"
+        self.clock = work / "clock"
+        self.clock.write_text(FROZEN)
+        self.workers: list[WorkerProcess] = []
+        ensure_topics(self.settings)
+
+    def env(self) -> dict[str, str]:
+        env = {"CLIENTSHIFT_BROKER": self.settings.broker, "CLIENTSHIFT_BROKER_KIND": "tansu",
+               "CLIENTSHIFT_GROUP_ID": self.settings.group_id, "CLIENTSHIFT_SANDBOX_DB": str(self.db),
+               "CLIENTSHIFT_CLOCK": f"file:{self.clock}", "CLIENTSHIFT_LOG_LEVEL": "info",
+               "CLIENTSHIFT_DEADLINE_INTERVAL": "0.2"}
+        env.update({f"CLIENTSHIFT_TOPIC_{name.upper()}": value for name, value in vars(self.settings.topics).items()})
+        return env
+
+    def worker(self) -> WorkerProcess:
+        n = len(self.workers)
+        worker = WorkerProcess({**self.env(), "CLIENTSHIFT_DATA_DIR": str(self.work / f"data-{n}")},
+                               self.work / f"worker-{n}.log").start()
+        self.workers.append(worker)
+        return worker
+
+    def produce(self, lines: list[SourcedLine]) -> None:
+        produce(self.settings, lines)
+
+    def quiet(self, workers: list[WorkerProcess] | None = None) -> None:
+        wait_until_quiet(self.settings, workers or [w for w in self.workers if w.process.poll() is None])
+
+    def catch_up(self, lines: list[SourcedLine], workers: list[WorkerProcess] | None = None) -> None:
+        """Process everything with the wall clock held back, then let it reach the last event time: the
+        deadlines in between fire in event order, as `clientshift replay` fires them."""
+        self.quiet(workers)
+        self.clock.write_text(format_rfc3339(max(parse_event(line.raw).time for line in lines)))
+        self.quiet(workers)
+
+    def crm(self) -> dict:
+        sandbox = SandboxConnector(self.db)
+        try:
+            snapshot = sandbox.snapshot()
+            tag_keys = {row[0] for row in sandbox._db.execute("SELECT action_key FROM tag_writes")}
+        finally:
+            sandbox.close()
+        return {"status": {t["account"]: t["value"] for t in snapshot["tags"]},
+                "tasks": sorted(t["key"] for t in snapshot["tasks"]), "tag_keys": tag_keys}
+
+    def dlq(self) -> list[dict]:
+        topic = self.settings.topics.dlq
+        ends = {tp: end for tp, end in high_watermarks(self.settings, [topic]).items() if end}
+        records = []
+        if ends:
+            path = self.work / "dlq.jsonl"
+            record(self.settings, topic, path)
+            records = [json.loads(line) for line in path.read_text().splitlines()]
+        return records
+
+
+@pytest.fixture
+def harness(broker, tmp_path):
+    h = Harness(broker, tmp_path)
+    yield h
+    for worker in h.workers:
+        worker.stop(signal.SIGKILL)
+
+
+def expected(lines, as_of: str | None = None) -> dict:
+    result = replay(lines, as_of=parse_rfc3339(as_of) if as_of else None)
+    return {"status": {a: s.status for a, s in result.accounts.items()},
+            "tasks": sorted(a.key for a in result.actions if a.type == "task"),
+            "tag_keys": {a.key for a in result.actions if a.type == "tag"}}
+
+
+def generated(events: int, accounts: int, seed: int) -> list[SourcedLine]:
+    return [SourcedLine(f"gen:{n}", json.dumps(e)) for n, e in enumerate(generate(events, accounts, seed))]
+
+
+def test_end_to_end_the_worker_writes_what_replay_computes(harness):
+    lines = list(read_event_files([ROOT / "examples" / "events.jsonl"])) + generated(400, 40, seed=1)
+    worker = harness.worker()
+    worker.wait_ready()
+    harness.produce(lines)
+    harness.catch_up(lines)
+    assert harness.crm() == expected(lines)
+    status = worker.get("/status")[1]
+    assert status["accounts"] == len(expected(lines)["status"])
+    metrics = worker.get("/metrics")[1]
+    assert f'clientshift_events_in_total{{topic="{harness.settings.topics.events}"}} {float(len(lines))}' in metrics
+    assert 'clientshift_events_duplicate_total 1.0' in metrics  # the example stream repeats one event
+    assert 'clientshift_actions_total{connector="sandbox",outcome="done"}' in metrics
+    assert worker.stop(signal.SIGTERM) == 0  # graceful shutdown
+
+
+def test_a_deadline_fires_with_no_further_events(harness):
+    lines = [SourcedLine("x:1", json.dumps(raw("contract.signed", "solo", "2026-01-10T00:00:00Z", contract_id="c",
+                                                start="2026-01-10", end="2027-03-01")))]
+    worker = harness.worker()
+    worker.wait_ready()
+    harness.produce(lines)
+    harness.quiet()
+    assert harness.crm()["tasks"] == ["solo|welcome_client|event:test/" + json.loads(lines[0].raw)["id"]]
+    harness.clock.write_text("2027-04-01T00:00:00Z")  # the wall clock passes the contract's deadlines
+    harness.quiet()
+    crm = harness.crm()
+    assert crm == expected(lines, as_of="2027-04-01T00:00:00Z")
+    assert crm["status"] == {"solo": "customer"}
+    kinds = [key.split("|")[1] for key in crm["tasks"]]
+    assert sorted(kinds) == ["at_risk_checkin", "retention_review", "welcome_client"]
+    assert "solo|retention_review|deadline:2027-03-01T00:00:00Z" in crm["tasks"]
+
+
+def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(harness):
+    lines = generated(3000, 150, seed=2)
+    first = harness.worker()
+    first.wait_ready()
+    harness.produce(lines)
+    # Kill it while it is part-way through: once it holds some, but not all, accounts.
+    while first.get("/status")[1]["accounts"] < 30:
+        first._check_alive()
+    first.kill()
+    partial = harness.crm()
+    assert len(partial["tasks"]) < len(expected(lines)["tasks"])
+    second = harness.worker()
+    second.wait_ready()
+    harness.catch_up(lines, [second])
+    crm = harness.crm()
+    want = expected(lines)
+    assert crm["tasks"] == want["tasks"]  # every task exactly once: nothing lost, nothing twice
+    assert crm["status"] == want["status"]
+    assert crm["tag_keys"] == want["tag_keys"]
+
+
+def test_two_workers_split_the_partitions_and_agree_with_one(harness):
+    lines = generated(1500, 120, seed=3)
+    workers = [harness.worker(), harness.worker()]
+    for worker in workers:
+        worker.wait_ready()
+    harness.produce(lines)
+    harness.catch_up(lines)
+    assert harness.crm() == expected(lines)
+    held = [worker.get("/status")[1]["accounts"] for worker in workers]
+    assert all(count > 0 for count in held), held  # both owned partitions
+    assert sum(held) == len(expected(lines)["status"])  # and no account was owned twice
+
+
+def test_bad_input_goes_to_the_dlq_with_a_reason_and_the_rest_is_processed(harness):
+    good = raw("order.placed", "good", "2026-01-01T00:00:00Z", order_id="1")
+    bad = {
+        b"{not json": "not valid JSON",
+        json.dumps(raw("order.placed", "b1", "2026-01-01T00:00:00Z")).encode(): '"order_id" is a required property',
+        json.dumps(raw("order.teleported", "b2", "2026-01-01T00:00:00Z")).encode(): "unknown event type",
+        json.dumps(raw("property.changed", "b3", "2026-01-01T00:00:00Z", name="n", value="x" * 70_000)).encode():
+            "over the 65536-byte limit",
+    }
+    producer = KafkaProducer(bootstrap_servers=harness.settings.bootstrap_servers, max_request_size=200_000)
+    topic = harness.settings.topics.events
+    for value in bad:
+        producer.send(topic, key=b"b", value=value)
+    producer.send(topic, key=b"good", value=json.dumps(good).encode())
+    binary_headers = [("ce_specversion", b"1.0"), ("ce_id", b"bin-1"), ("ce_source", b"billing"),
+                      ("ce_type", b"crm.csm.assigned"), ("ce_subject", b"binary"),
+                      ("ce_time", b"2026-01-02T00:00:00Z"), ("content-type", b"application/json")]
+    producer.send(topic, key=b"binary", value=b'{"owner_id": "9"}', headers=binary_headers)
+    bad_binary = [h if h[0] != "ce_time" else ("ce_time", b"yesterday") for h in binary_headers]
+    producer.send(topic, key=b"binary", value=b'{"owner_id": "9"}', headers=bad_binary)
+    producer.flush()
+    producer.close()
+    worker = harness.worker()
+    worker.wait_ready()
+    harness.quiet()
+    assert harness.crm()["status"] == {"good": "customer", "binary": "client"}
+    dead = harness.dlq()
+    assert len(dead) == len(bad) + 1
+    by_original = {base64.b64decode(d["original_base64"]): d for d in dead}
+    for value, reason in bad.items():
+        assert reason in by_original[value]["reason"], by_original[value]["reason"]
+        assert by_original[value]["kind"] == "event"
+    assert "time" in by_original[b'{"owner_id": "9"}']["reason"]
+    assert "clientshift_dlq_total{kind=\"event\"} 5.0" in worker.get("/metrics")[1]
