@@ -231,5 +231,66 @@ def record(
         count = record_topic(settings, topic, out_file, on_record=lambda n: progress.update(task, completed=n))
     err.print(f"recorded {count} messages from {topic} to {out_file}")
 
+
+ingress_app = typer.Typer(help="Webhook endpoints.", no_args_is_help=True)
+backfill_app = typer.Typer(help="Seed state from what a CRM already holds.", no_args_is_help=True)
+app.add_typer(ingress_app, name="ingress")
+app.add_typer(backfill_app, name="backfill")
+
+
+@ingress_app.command("hubspot")
+def ingress_hubspot(
+    port: Annotated[int, typer.Option(envvar="CLIENTSHIFT_INGRESS_PORT")] = 8080,
+    broker: Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")] = None,
+) -> None:
+    """Receive HubSpot webhooks (POST /webhooks/hubspot), verify signature v3, publish to the raw topic."""
+    from connectors.hubspot.settings import SettingsError
+    from workers.kafka.ingress import run_ingress
+
+    try:
+        run_ingress(_kafka_settings(broker), port)
+    except SettingsError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from None
+
+
+@backfill_app.command("hubspot")
+def backfill_hubspot(
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="write events here instead of producing")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="resume file (last hs_object_id read)")] = None,
+    broker: Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")] = None,
+    portal: Annotated[str, typer.Option(help="portal id, for the events' source")] = "unknown",
+) -> None:
+    """Read every HubSpot company through the search API and emit canonical events (resumable)."""
+    from rich.progress import Progress
+
+    from connectors.hubspot.backfill import backfill_companies
+    from connectors.hubspot.settings import SettingsError
+
+    if out_file is None:
+        from kafka import KafkaProducer
+
+        settings = _kafka_settings(broker)
+        producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
+                                 **settings.kafka_python_security())
+        emit = lambda event: producer.send(settings.topics.events, key=event["subject"].encode(),  # noqa: E731
+                                           value=json.dumps(event).encode())
+        close = producer.close
+    else:
+        handle = out_file.open("a", encoding="utf-8")
+        emit = lambda event: handle.write(json.dumps(event, separators=(",", ":")) + "\n")  # noqa: E731
+        close = handle.close
+    try:
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("companies", total=None)
+            stats = backfill_companies({"env": os.environ}, emit, checkpoint,
+                                       lambda n: progress.update(task, completed=n), portal=portal)
+    except SettingsError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from None
+    finally:
+        close()
+    err.print(f"backfill: {stats.records} companies, {stats.events} events, {stats.requests} requests")
+
 if __name__ == "__main__":
     app()

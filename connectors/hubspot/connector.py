@@ -70,8 +70,9 @@ class HubSpotConnector:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> HubSpotConnector:
-        """Entry point factory: `settings["env"]` is the environment mapping."""
-        return cls(settings_from(settings))
+        """Entry point factory: `settings["env"]` is the environment mapping; `settings["last_written"]`,
+        when given, is the echo store the worker's webhook normalizer reads."""
+        return cls(settings_from(settings), last_written=settings.get("last_written"))
 
     def __repr__(self) -> str:
         return f"HubSpotConnector(base_url={self.settings.base_url!r})"

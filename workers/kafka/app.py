@@ -20,6 +20,8 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors.base import Connector, ConnectorPaused, Outcome
+from connectors.hubspot.echo import InMemoryLastWritten, drop_echoes
+from connectors.hubspot.normalize import Associations, EventMapping, normalize
 from connectors.retry import RetryPolicy, apply_with_retry
 from workers import metrics
 from workers.actions import Action
@@ -51,6 +53,10 @@ class Runtime:
     ticked: dict[str, float] = field(default_factory=dict)
     connector: Connector | None = None
     ready: bool = False
+    # Shared by the sink's HubSpot connector (which records what it wrote) and the webhook normalizer
+    # (which drops those writes when they come back as webhooks).
+    echo_store: InMemoryLastWritten = field(default_factory=InMemoryLastWritten)
+    associations: Associations = field(default_factory=Associations)
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.policy)
@@ -68,8 +74,9 @@ def _credentials(settings: Settings) -> Any:
 
 
 def create_app(settings: Settings, policy: Policy, clock: Clock,
-               connector_factory: Callable[[], Connector | None], *, tansu: bool = False) -> faust.App:
-    rt = Runtime(settings, policy, clock, connector_factory)
+               connector_factory: Callable[[InMemoryLastWritten], Connector | None], *, tansu: bool = False,
+               hubspot_mapping: EventMapping | None = None, hubspot_app_id: str | None = None) -> faust.App:
+    rt = Runtime(settings, policy, clock, lambda: connector_factory(rt.echo_store))
     topics = settings.topics
     app = faust.App(
         settings.group_id,
@@ -97,6 +104,7 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     actions_topic = app.topic(topics.actions, key_type=bytes, value_type=bytes)
     audit_topic = app.topic(topics.audit, key_type=bytes, value_type=bytes)
     dlq_topic = app.topic(topics.dlq, key_type=bytes, value_type=bytes)
+    hubspot_topic = app.topic(topics.hubspot_raw, key_type=bytes, value_type=bytes)
     json_schema = faust.Schema(key_serializer="json", value_serializer="json")
     accounts = app.Table("accounts", partitions=settings.partitions, schema=json_schema)
     deadlines = app.Table("deadlines", partitions=settings.partitions, schema=json_schema)
@@ -169,6 +177,25 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
                 continue
             log.debug("event applied", extra={"account": canonical.subject, "event_id": canonical.id})
             await emit(step, message.partition)
+
+    @app.agent(hubspot_topic, name="normalize-hubspot")
+    async def normalize_hubspot(stream: Any) -> None:
+        # Webhook events arrive out of order and more than once: a batch is ordered and deduplicated by
+        # the normalizer, and its deterministic ids let the engine drop redeliveries across batches.
+        async for batch in stream.take(100, within=0.2):
+            events = []
+            for value in batch:
+                try:
+                    event = json.loads(value)
+                    if not isinstance(event, dict):
+                        raise ValueError("not a JSON object")
+                    events.append(event)
+                except ValueError as exc:
+                    await to_dlq("hubspot_webhook", f"not a HubSpot webhook event: {exc}", value, None)
+            kept = drop_echoes(events, rt.echo_store, hubspot_app_id)
+            for canonical in normalize(kept, hubspot_mapping or EventMapping(), rt.associations):
+                await events_topic.send(key=canonical["subject"].encode(), value=json.dumps(canonical).encode(),
+                                        force=True)
 
     @app.timer(settings.deadline_interval)
     async def fire_due_deadlines() -> None:

@@ -7,9 +7,13 @@ import os
 from contextlib import ExitStack
 from dataclasses import replace
 
+from typing import Any
+
 import faust
+import yaml
 
 from connectors.base import Connector
+from connectors.hubspot.normalize import EventMapping, mapping_from
 from connectors.registry import load_connector
 from workers.kafka.app import create_app
 from workers.kafka.clock import make_clock
@@ -22,13 +26,23 @@ from workers.rules.policy import load_policy
 log = logging.getLogger("clientshift.worker")
 
 
-def connector_factory(settings: Settings):  # noqa: ANN201 - returns a zero-argument factory
-    def build() -> Connector | None:
+def connector_factory(settings: Settings):  # noqa: ANN201 - returns a factory taking the echo store
+    def build(echo_store: Any) -> Connector | None:
         if settings.dry_run:
             return None
-        return load_connector(settings.connector, {"env": os.environ, "sandbox_db": settings.sandbox_db})
+        return load_connector(settings.connector, {"env": os.environ, "sandbox_db": settings.sandbox_db,
+                                                   "last_written": echo_store})
 
     return build
+
+
+def hubspot_mapping() -> EventMapping:
+    """CLIENTSHIFT_HUBSPOT_MAPPING names a YAML file mapping HubSpot changes to canonical events."""
+    path = os.environ.get("CLIENTSHIFT_HUBSPOT_MAPPING")
+    if not path:
+        return EventMapping()
+    with open(path, encoding="utf-8") as handle:
+        return mapping_from(yaml.safe_load(handle))
 
 
 def run_worker(settings: Settings) -> None:
@@ -41,7 +55,8 @@ def run_worker(settings: Settings) -> None:
         policy = load_policy(settings.rules)  # a bad rules file stops the worker here, with positions
         ensure_topics(settings)
         app = create_app(settings, policy, make_clock(settings.clock), connector_factory(settings),
-                         tansu=settings.broker_kind == "tansu")
+                         tansu=settings.broker_kind == "tansu", hubspot_mapping=hubspot_mapping(),
+                         hubspot_app_id=os.environ.get("HUBSPOT_APP_ID"))
         worker = faust.Worker(app, loglevel=settings.log_level.upper(), logging_config=logging_config(
             settings.log_level), redirect_stdouts=False, quiet=True)
         worker.execute_from_commandline()
