@@ -66,6 +66,9 @@ SECRET_VALUES = {
     "credentials.salesforceConsumerSecret": "s3cr3t-sf-consumer-secret-6f6f",
     "kafka.sasl.password": "s3cr3t-kafka-password-2a2a",
 }
+# Env var -> key of the credentials Secret. The webhook client secret goes out under both the
+# contract's name and the name the HubSpot connector settings read (connectors/hubspot/settings.py).
+SECRET_ENV_ALIASES = {"HUBSPOT_CLIENT_SECRET": "HUBSPOT_WEBHOOK_SECRET"}
 SECRET_ENV_NAMES = {
     "HUBSPOT_ACCESS_TOKEN", "HUBSPOT_WEBHOOK_SECRET", "SALESFORCE_USERNAME", "SALESFORCE_PASSWORD",
     "SALESFORCE_SECURITY_TOKEN", "SALESFORCE_CONSUMER_KEY", "SALESFORCE_CONSUMER_SECRET",
@@ -334,6 +337,7 @@ def test_secrets_only_through_secret_key_refs(r: Renderer) -> None:
     decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert set(decoded.values()) == set(SECRET_VALUES.values())
     assert set(decoded) == SECRET_ENV_NAMES
+    secret_env = SECRET_ENV_NAMES | set(SECRET_ENV_ALIASES)
     # No secret value anywhere but in the Secret; in particular not in any ConfigMap.
     for doc in docs:
         if doc["kind"] != "Secret":
@@ -341,21 +345,21 @@ def test_secrets_only_through_secret_key_refs(r: Renderer) -> None:
             for value in SECRET_VALUES.values():
                 assert value not in text, f"{value} leaked into {doc['kind']}/{doc['metadata']['name']}"
     for cm in find(docs, "ConfigMap"):
-        assert not SECRET_ENV_NAMES & set(cm["data"]), cm["metadata"]["name"]
+        assert not secret_env & set(cm["data"]), cm["metadata"]["name"]
     # Every secret env var is a secretKeyRef into that Secret; none is a literal or from a ConfigMap.
     for dep in find(docs, "Deployment"):
         for c in dep["spec"]["template"]["spec"]["containers"]:
             for e in c.get("env", []):
-                if e["name"] in SECRET_ENV_NAMES:
+                if e["name"] in secret_env:
                     assert "value" not in e and e["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
-                    assert e["valueFrom"]["secretKeyRef"]["key"] == e["name"]
+                    assert e["valueFrom"]["secretKeyRef"]["key"] == SECRET_ENV_ALIASES.get(e["name"], e["name"])
     # Least privilege: the worker gets the connector's credentials, the webhook only its secret.
     worker_env = set(env_map(container(one(docs, "Deployment", "-worker"), "worker")))
     webhook_env = set(env_map(container(one(docs, "Deployment", "-webhook"), "webhook")))
-    assert worker_env & SECRET_ENV_NAMES == {
+    assert worker_env & secret_env == {
         "SALESFORCE_USERNAME", "SALESFORCE_PASSWORD", "SALESFORCE_SECURITY_TOKEN", "SALESFORCE_CONSUMER_KEY",
         "SALESFORCE_CONSUMER_SECRET", "CLIENTSHIFT_SASL_PASSWORD"}
-    assert webhook_env & SECRET_ENV_NAMES == {"HUBSPOT_WEBHOOK_SECRET", "CLIENTSHIFT_SASL_PASSWORD"}
+    assert webhook_env & secret_env == {"HUBSPOT_WEBHOOK_SECRET", "HUBSPOT_CLIENT_SECRET", "CLIENTSHIFT_SASL_PASSWORD"}
     # And NOTES never print them.
     notes = r.notes(sets=sets)
     assert "Secret rel-clientshift" in notes
@@ -496,7 +500,7 @@ def test_hardened_by_default(rendered: dict[str, list[dict]], scenario: str) -> 
     worker = one(docs, "Deployment", "-worker")
     mounts = {m["mountPath"]: m["name"] for m in container(worker, "worker")["volumeMounts"]}
     data_dir = configmap_env(docs)["CLIENTSHIFT_DATA_DIR"]
-    assert data_dir == "/var/lib/clientshift"
+    assert data_dir == "/var/lib/clientshift" == container(worker, "worker")["workingDir"]
     (data_volume,) = [v for v in worker["spec"]["template"]["spec"]["volumes"] if v["name"] == mounts[data_dir]]
     assert "emptyDir" in data_volume
 
@@ -532,7 +536,8 @@ def test_kafka_tls_and_sasl(rendered: dict[str, list[dict]], r: Renderer) -> Non
     assert minimal["CLIENTSHIFT_BROKER_SECURITY_PROTOCOL"] == "PLAINTEXT"
     assert not {"CLIENTSHIFT_SASL_MECHANISM", "CLIENTSHIFT_SSL_CAFILE"} & set(minimal)
     assert {k: v for k, v in minimal.items() if k.startswith("CLIENTSHIFT_TOPIC_")} == {
-        "CLIENTSHIFT_TOPIC_EVENTS": "clientshift.events", "CLIENTSHIFT_TOPIC_ACTIONS": "clientshift.actions",
+        "CLIENTSHIFT_TOPIC_EVENTS": "clientshift.events", "CLIENTSHIFT_TOPIC_TICKS": "clientshift.ticks",
+        "CLIENTSHIFT_TOPIC_ACTIONS": "clientshift.actions",
         "CLIENTSHIFT_TOPIC_AUDIT": "clientshift.audit", "CLIENTSHIFT_TOPIC_DLQ": "clientshift.dlq",
         "CLIENTSHIFT_TOPIC_HUBSPOT_RAW": "clientshift.raw.hubspot",
         "CLIENTSHIFT_TOPIC_SALESFORCE_RAW": "clientshift.raw.salesforce"}
@@ -544,6 +549,31 @@ def test_kafka_tls_and_sasl(rendered: dict[str, list[dict]], r: Renderer) -> Non
     assert "SSL or SASL_SSL" in r.template_error(sets={"kafka.tls.caSecret": "ca"})
     assert "additional properties" in r.template_error(sets={"worker.replicas": 2})
     assert "securityProtocol" in r.template_error(sets={"kafka.securityProtocol": "TLS"})
+
+
+def test_rendered_env_is_what_the_app_reads(rendered: dict[str, list[dict]]) -> None:
+    """The app's own settings loader, fed the env a worker pod gets, sees the chart's values."""
+    from workers.kafka.settings import Settings
+
+    docs = rendered["full"]
+    worker = container(one(docs, "Deployment", "-worker"), "worker")
+    env = {**configmap_env(docs), **{k: e["value"] for k, e in env_map(worker).items() if "value" in e}}
+    settings = Settings.from_env(env)
+    assert settings.bootstrap_servers == ["pkc-12345.eu-west-1.aws.confluent.cloud:9092"]
+    assert settings.security_protocol == "SASL_SSL" and settings.sasl_mechanism == "PLAIN"
+    assert settings.sasl_username == "CI4PLACEHOLDERKEY"
+    assert settings.ssl_cafile == "/etc/clientshift/kafka-ca/ca.crt"
+    assert settings.partitions == 12 and settings.group_id == "clientshift-eu"
+    assert settings.connector == "hubspot" and settings.dry_run is False
+    assert settings.rules == RULES_PATH and settings.data_dir == "/var/lib/clientshift"
+    assert settings.web_port == 6066 and settings.web_host == "0.0.0.0"
+    assert settings.topics.events == "eu.clientshift.events" and settings.topics.ticks == "clientshift.ticks"
+    assert settings.topics.hubspot_raw == "eu.clientshift.raw.hubspot"
+    assert settings.topics.salesforce_raw == "eu.clientshift.raw.salesforce"
+    assert settings.topics.dlq == "eu.clientshift.dlq" and settings.topics.audit == "eu.clientshift.audit"
+    minimal = Settings.from_env(configmap_env(rendered["minimal"]))
+    assert minimal.broker, "an empty broker would start the embedded development broker"
+    assert minimal.dry_run is False and minimal.security_protocol == "PLAINTEXT"
 
 
 def test_network_policies(rendered: dict[str, list[dict]], r: Renderer) -> None:
@@ -586,6 +616,8 @@ def test_webhook_ingress_exposes_only_the_webhook_path(rendered: dict[str, list[
                                    "secretName": "hooks-clientshift-example-com-tls"}]
     c = container(one(docs, "Deployment", "-webhook"), "webhook")
     assert c["command"] + c["args"] == ["clientshift", "ingress", "hubspot"]
+    # HubSpot signs the public URL it called: the pod behind the Ingress must know it.
+    assert env_map(c)["CLIENTSHIFT_HUBSPOT_PUBLIC_URL"]["value"] == "https://hooks.clientshift.example.com"
     assert not find(rendered["minimal"], "Ingress") and not find(rendered["minimal"], "Deployment", "-webhook")
 
 

@@ -404,3 +404,14 @@ metrics:
         averageUtilization: {{ . }}
 {{- end }}
 {{- end }}
+
+{{/*
+Public origin of the webhook ingress (HubSpot signs the URL it called).
+*/}}
+{{- define "clientshift.webhookPublicUrl" -}}
+{{- if .Values.webhook.publicUrl }}
+{{- .Values.webhook.publicUrl | trimSuffix "/" }}
+{{- else if and .Values.webhook.ingress.enabled .Values.webhook.ingress.host }}
+{{- printf "https://%s" .Values.webhook.ingress.host }}
+{{- end }}
+{{- end }}
