@@ -58,7 +58,7 @@ CHECKOV_ANNOTATION_SKIPS = {"CKV_K8S_8", "CKV_K8S_9"}
 
 SECRET_VALUES = {
     "credentials.hubspotAccessToken": "s3cr3t-hubspot-token-8f1d",
-    "credentials.hubspotWebhookSecret": "s3cr3t-hubspot-client-secret-77aa",
+    "credentials.hubspotClientSecret": "s3cr3t-hubspot-client-secret-77aa",
     "credentials.salesforceUsername": "s3cr3t-sf-user-0c1e",
     "credentials.salesforcePassword": "s3cr3t-sf-password-91b2",
     "credentials.salesforceSecurityToken": "s3cr3t-sf-token-4d4d",
@@ -66,11 +66,9 @@ SECRET_VALUES = {
     "credentials.salesforceConsumerSecret": "s3cr3t-sf-consumer-secret-6f6f",
     "kafka.sasl.password": "s3cr3t-kafka-password-2a2a",
 }
-# Env var -> key of the credentials Secret. The webhook client secret goes out under both the
-# contract's name and the name the HubSpot connector settings read (connectors/hubspot/settings.py).
-SECRET_ENV_ALIASES = {"HUBSPOT_CLIENT_SECRET": "HUBSPOT_WEBHOOK_SECRET"}
+# Env vars the app reads its credentials from; the chart's default Secret keys have the same names.
 SECRET_ENV_NAMES = {
-    "HUBSPOT_ACCESS_TOKEN", "HUBSPOT_WEBHOOK_SECRET", "SALESFORCE_USERNAME", "SALESFORCE_PASSWORD",
+    "HUBSPOT_ACCESS_TOKEN", "HUBSPOT_CLIENT_SECRET", "SALESFORCE_USERNAME", "SALESFORCE_PASSWORD",
     "SALESFORCE_SECURITY_TOKEN", "SALESFORCE_CONSUMER_KEY", "SALESFORCE_CONSUMER_SECRET",
     "CLIENTSHIFT_SASL_PASSWORD",
 }
@@ -337,7 +335,6 @@ def test_secrets_only_through_secret_key_refs(r: Renderer) -> None:
     decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert set(decoded.values()) == set(SECRET_VALUES.values())
     assert set(decoded) == SECRET_ENV_NAMES
-    secret_env = SECRET_ENV_NAMES | set(SECRET_ENV_ALIASES)
     # No secret value anywhere but in the Secret; in particular not in any ConfigMap.
     for doc in docs:
         if doc["kind"] != "Secret":
@@ -345,21 +342,30 @@ def test_secrets_only_through_secret_key_refs(r: Renderer) -> None:
             for value in SECRET_VALUES.values():
                 assert value not in text, f"{value} leaked into {doc['kind']}/{doc['metadata']['name']}"
     for cm in find(docs, "ConfigMap"):
-        assert not secret_env & set(cm["data"]), cm["metadata"]["name"]
+        assert not SECRET_ENV_NAMES & set(cm["data"]), cm["metadata"]["name"]
     # Every secret env var is a secretKeyRef into that Secret; none is a literal or from a ConfigMap.
     for dep in find(docs, "Deployment"):
         for c in dep["spec"]["template"]["spec"]["containers"]:
             for e in c.get("env", []):
-                if e["name"] in secret_env:
+                if e["name"] in SECRET_ENV_NAMES:
                     assert "value" not in e and e["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
-                    assert e["valueFrom"]["secretKeyRef"]["key"] == SECRET_ENV_ALIASES.get(e["name"], e["name"])
+                    assert e["valueFrom"]["secretKeyRef"]["key"] == e["name"]
     # Least privilege: the worker gets the connector's credentials, the webhook only its secret.
     worker_env = set(env_map(container(one(docs, "Deployment", "-worker"), "worker")))
     webhook_env = set(env_map(container(one(docs, "Deployment", "-webhook"), "webhook")))
-    assert worker_env & secret_env == {
+    assert worker_env & SECRET_ENV_NAMES == {
         "SALESFORCE_USERNAME", "SALESFORCE_PASSWORD", "SALESFORCE_SECURITY_TOKEN", "SALESFORCE_CONSUMER_KEY",
         "SALESFORCE_CONSUMER_SECRET", "CLIENTSHIFT_SASL_PASSWORD"}
-    assert webhook_env & secret_env == {"HUBSPOT_WEBHOOK_SECRET", "HUBSPOT_CLIENT_SECRET", "CLIENTSHIFT_SASL_PASSWORD"}
+    assert webhook_env & SECRET_ENV_NAMES == {"HUBSPOT_CLIENT_SECRET", "CLIENTSHIFT_SASL_PASSWORD"}
+    # The webhook gets the client secret once, under the one name the ingress reads.
+    webhook = container(one(docs, "Deployment", "-webhook"), "webhook")
+    names = [e["name"] for e in webhook["env"]]
+    assert len(names) == len(set(names)), names
+    from connectors.hubspot.settings import _secret
+
+    pod_env = {e["name"]: decoded[e["valueFrom"]["secretKeyRef"]["key"]] for e in webhook["env"] if "valueFrom" in e}
+    assert set(pod_env) == {"HUBSPOT_CLIENT_SECRET", "CLIENTSHIFT_SASL_PASSWORD"}, "no other name for a secret"
+    assert _secret(pod_env, "HUBSPOT_CLIENT_SECRET").reveal() == SECRET_VALUES["credentials.hubspotClientSecret"]
     # And NOTES never print them.
     notes = r.notes(sets=sets)
     assert "Secret rel-clientshift" in notes
@@ -386,7 +392,7 @@ def test_existing_secret(rendered: dict[str, list[dict]]) -> None:
 def test_credentials_required_for_the_chosen_connector(r: Renderer) -> None:
     assert "credentials.hubspotAccessToken" in r.template_error(sets={"connector": "hubspot"})
     assert "salesforce" in r.template_error(sets={"connector": "salesforce"})
-    assert "hubspotWebhookSecret" in r.template_error(sets={"webhook.enabled": True})
+    assert "hubspotClientSecret" in r.template_error(sets={"webhook.enabled": True})
     # ...and not when an existing Secret provides them.
     r.template(sets={"connector": "hubspot", "webhook.enabled": True, "credentials.existingSecret": "mine"})
 

@@ -166,6 +166,17 @@ def run() -> None:
     run_worker(Settings.from_env())
 
 
+@bench_app.command("worker")
+def bench_worker(
+    events: Annotated[int, typer.Option(help="events to push through")] = 100_000,
+    accounts: Annotated[int, typer.Option()] = 10_000,
+) -> None:
+    """The worker on the local broker against a raw aiokafka loop and a minimal Faust agent, same run."""
+    from workers.kafka.bench import run as run_bench
+
+    run_bench(events, accounts, out)
+
+
 def _example(name: str) -> Path:
     local = Path("examples") / name
     return local if local.exists() else Path(__file__).resolve().parents[1] / "examples" / name

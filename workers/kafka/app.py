@@ -118,14 +118,17 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         return state
 
     async def emit(step: Step, partition: int) -> None:
-        # Actions go out before the state is saved: a changelog that says "seen" implies its actions were
-        # already handed to the producer, so a crash can repeat actions (the CRM dedupes) but not lose them.
+        # Everything goes through Faust's producer buffer, which is first-in first-out and also carries
+        # the tables' changelog writes: actions are handed to the producer before the state that says
+        # "seen", so a crash can repeat actions (the CRM dedupes by key) but never lose them. Buffered
+        # sends also keep the agent from waiting on a round trip per message.
         for action in step.actions:
-            await actions_topic.send(key=action.account.encode(), value=json.dumps(action.to_dict()).encode(),
-                                     force=True)
+            actions_topic.send_soon(key=action.account.encode(), value=json.dumps(action.to_dict()).encode())
+        if step.decisions:
+            # One audit record per step (an event and the deadlines it caught up on), not per decision.
+            audit_topic.send_soon(key=step.state.account.encode(),
+                                  value=json.dumps([d.to_dict() for d in step.decisions]).encode())
         for decision in step.decisions:
-            await audit_topic.send(key=decision.account.encode(), value=json.dumps(decision.to_dict()).encode(),
-                                   force=True)
             if decision.status != decision.previous_status:
                 metrics.TRANSITIONS.labels(decision.previous_status or "none", decision.status).inc()
             for flag in set(decision.flags) - set(decision.previous_flags):
@@ -133,8 +136,11 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
             if decision.trigger.startswith("deadline:"):
                 metrics.DEADLINES.inc()
         state = step.state
+        previous = rt.cache.get(state.account)
         rt.cache[state.account] = state
         accounts[state.account] = state.to_dict()
+        if previous is not None and previous.next_deadline == state.next_deadline:
+            return  # the deadlines table already says so: one changelog write saved
         if state.next_deadline is None:
             if state.account in deadlines:
                 del deadlines[state.account]
@@ -143,7 +149,7 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
 
     async def to_dlq(kind: str, reason: str, value: bytes | None, headers: Any, **context: Any) -> None:
         metrics.DLQ.labels(kind).inc()
-        await dlq_topic.send(value=dead_letter(kind, reason, value, headers, **context), force=True)
+        dlq_topic.send_soon(value=dead_letter(kind, reason, value, headers, **context))
 
     @app.agent(inputs, name="process")
     async def process(stream: Any) -> None:
@@ -175,7 +181,6 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
             if step.duplicate:
                 metrics.DUPLICATES.inc()
                 continue
-            log.debug("event applied", extra={"account": canonical.subject, "event_id": canonical.id})
             await emit(step, message.partition)
 
     @app.agent(hubspot_topic, name="normalize-hubspot")

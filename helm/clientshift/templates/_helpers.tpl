@@ -192,7 +192,7 @@ Data of the chart-created Secret (only the credentials that were given), as a di
 {{- define "clientshift.secretData" -}}
 {{- $c := .Values.credentials }}
 {{- $data := dict }}
-{{- range $field := list "hubspotAccessToken" "hubspotWebhookSecret" "salesforceUsername" "salesforcePassword" "salesforceSecurityToken" "salesforceConsumerKey" "salesforceConsumerSecret" }}
+{{- range $field := list "hubspotAccessToken" "hubspotClientSecret" "salesforceUsername" "salesforcePassword" "salesforceSecurityToken" "salesforceConsumerKey" "salesforceConsumerSecret" }}
 {{- with (get $c $field) }}
 {{- $_ := set $data (get $c.keys $field) . }}
 {{- end }}
@@ -259,8 +259,8 @@ run time.
 {{- if and (eq .Values.connector "salesforce") (not (and .Values.credentials.salesforceUsername .Values.credentials.salesforcePassword)) (not (and .Values.credentials.salesforceConsumerKey .Values.credentials.salesforceConsumerSecret)) }}
 {{- fail "connector is salesforce: set credentials.salesforceUsername and salesforcePassword (and salesforceSecurityToken), or salesforceConsumerKey and salesforceConsumerSecret, or credentials.existingSecret" }}
 {{- end }}
-{{- if and .Values.webhook.enabled (not .Values.credentials.hubspotWebhookSecret) }}
-{{- fail "webhook.enabled: set credentials.hubspotWebhookSecret (the HubSpot app's client secret) or credentials.existingSecret" }}
+{{- if and .Values.webhook.enabled (not .Values.credentials.hubspotClientSecret) }}
+{{- fail "webhook.enabled: set credentials.hubspotClientSecret (the HubSpot app's client secret) or credentials.existingSecret" }}
 {{- end }}
 {{- end }}
 {{- if and .Values.webhook.enabled .Values.webhook.ingress.enabled (not .Values.webhook.ingress.host) }}

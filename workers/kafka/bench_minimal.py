@@ -1,0 +1,37 @@
+"""The minimal Faust agent the worker benchmark compares against: same settings, only decodes."""
+
+from __future__ import annotations
+
+import json
+
+import faust
+
+from workers.kafka import tansu
+from workers.kafka.settings import Settings
+
+settings = Settings.from_env()
+app = faust.App(settings.group_id, broker=settings.faust_broker_url(), store="memory://", value_serializer="raw",
+                key_serializer="raw", web_port=settings.web_port, topic_partitions=settings.partitions,
+                datadir=settings.data_dir, broker_commit_interval=1.0, **tansu.faust_settings(True))
+source = app.topic(settings.topics.events, key_type=bytes, value_type=bytes)
+ready = {"yes": False}
+
+
+@app.agent(source)
+async def decode(stream):  # noqa: ANN001, ANN201
+    async for value in stream:
+        json.loads(value)
+
+
+@app.page("/readyz")
+async def readyz(web, request):  # noqa: ANN001, ANN201
+    return web.json({"ready": True})
+
+
+@app.page("/status")
+async def status(web, request):  # noqa: ANN001, ANN201
+    return web.json({"due_deadlines": 0})
+
+
+if __name__ == "__main__":
+    faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False).execute_from_commandline()
