@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import signal
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -128,6 +129,10 @@ def test_end_to_end_the_worker_writes_what_replay_computes(harness):
     assert f'clientshift_events_in_total{{topic="{harness.settings.topics.events}"}} {float(len(lines))}' in metrics
     assert 'clientshift_events_duplicate_total 1.0' in metrics  # the example stream repeats one event
     assert 'clientshift_actions_total{connector="sandbox",outcome="done"}' in metrics
+    lag_line = f'clientshift_consumer_lag{{partition="0",topic="{harness.settings.topics.events}"}} 0.0'
+    deadline = time.monotonic() + 10
+    while lag_line not in worker.get("/metrics")[1]:  # the lag gauge is refreshed every second
+        assert time.monotonic() < deadline, "consumer lag gauge never reported the caught-up events topic"
     assert worker.stop(signal.SIGTERM) == 0  # graceful shutdown
 
 

@@ -7,8 +7,9 @@ the settings can leak them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
+
+from workers.secrets import SecretFileError, read_secret
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 
@@ -98,17 +99,10 @@ class HubSpotSettings:
 
 
 def _secret(env: Mapping[str, str], name: str) -> Secret:
-    value = env.get(name)
-    if value:
-        return Secret(value.strip())
-    path = env.get(f"{name}_FILE")
-    if path:
-        try:
-            return Secret(Path(path).read_text(encoding="utf-8").strip())
-        except OSError as exc:
-            # The path is not secret; the content is never read into the message.
-            raise SettingsError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
-    return Secret("")
+    try:
+        return Secret(read_secret(env, name) or "")
+    except SecretFileError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

@@ -213,6 +213,17 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
                 await ticks_topic.send(key=account.encode(), partition=entry["partition"], force=True,
                                        value=json.dumps({"account": account, "until": now}).encode())
 
+    @app.timer(1.0)
+    async def report_lag() -> None:
+        # What this worker still has to read, per owned partition: the fetched high watermark minus the
+        # committed offset (Faust exposes both; no extra requests).
+        consumer = app.consumer
+        committed = getattr(consumer, "_committed_offset", {})
+        for tp in app.assignor.assigned_actives():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - committed.get(tp, 0)))
+
     @app.agent(actions_topic, name="sink")
     async def sink(stream: Any) -> None:
         name = settings.connector if not settings.dry_run else "dry-run"

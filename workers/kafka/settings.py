@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import ssl
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
+
+from workers.secrets import read_secret
 
 
 def _flag(value: str | None) -> bool:
@@ -98,7 +99,7 @@ class Settings:
         return ssl.create_default_context(cafile=self.ssl_cafile)
 
     def sasl_password(self) -> str | None:
-        return _secret("CLIENTSHIFT_SASL_PASSWORD")
+        return read_secret(os.environ, "CLIENTSHIFT_SASL_PASSWORD")
 
     def kafka_python_security(self) -> dict[str, Any]:
         """The same TLS/SASL settings, in kafka-python's spelling (admin, produce, record)."""
@@ -109,12 +110,3 @@ class Settings:
             options.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
                            sasl_plain_password=self.sasl_password())
         return options
-
-
-def _secret(name: str) -> str | None:
-    """A secret from NAME, or from the file NAME_FILE names (a mounted Kubernetes Secret)."""
-    value = os.environ.get(name)
-    if value:
-        return value
-    path = os.environ.get(f"{name}_FILE")
-    return Path(path).read_text(encoding="utf-8").strip() if path else None
