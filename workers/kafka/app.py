@@ -222,7 +222,8 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         for tp in app.assignor.assigned_actives():
             highwater = consumer.highwater(tp)
             if highwater is not None:
-                metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - committed.get(tp, 0)))
+                done = committed.get(tp) or 0  # None until the first commit
+                metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - done))
 
     @app.agent(actions_topic, name="sink")
     async def sink(stream: Any) -> None:
