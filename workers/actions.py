@@ -7,7 +7,7 @@ refuse the second copy.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from string import Template
 from typing import Any, Mapping
 
@@ -41,11 +41,14 @@ class Action:
     owner_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {name: value for name in _ACTION_FIELDS if (value := getattr(self, name)) is not None}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Action:
         return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+
+
+_ACTION_FIELDS = tuple(f.name for f in fields(Action))
 
 
 def plan_actions(before: AccountState, status: str, rule: str, flags: tuple[str, ...], now: float,

@@ -6,7 +6,7 @@ changelog and replay can keep it in a dict; `apply_event` never mutates its inpu
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from workers.events import CanonicalEvent
@@ -48,7 +48,9 @@ class AccountState:
         return new
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        # By hand rather than dataclasses.asdict, which deep-copies recursively: this runs for every
+        # changelog write.
+        out = {name: getattr(self, name) for name in _FIELDS}
         out["seen"] = sorted(self.seen)
         out["services"] = [list(item) for item in self.services]
         out["flags"] = list(self.flags)

@@ -131,6 +131,9 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         for decision in step.decisions:
             if decision.status != decision.previous_status:
                 metrics.TRANSITIONS.labels(decision.previous_status or "none", decision.status).inc()
+                log.info("status changed", extra={"account": decision.account, "trigger": decision.trigger,
+                                                  "from_status": decision.previous_status,
+                                                  "to_status": decision.status, "rule": decision.rule})
             for flag in set(decision.flags) - set(decision.previous_flags):
                 metrics.FLAGS_RAISED.labels(flag).inc()
             if decision.trigger.startswith("deadline:"):

@@ -87,7 +87,7 @@ def _until_drained(settings: Settings, group: str, workers: list[WorkerProcess],
             worker._check_alive()
         if not group_lag(settings, group, [settings.topics.events])[settings.topics.events]:
             return time.perf_counter() - started
-        time.sleep(0.2)  # polling another process's committed offsets
+        time.sleep(1.0)  # polling another process's committed offsets, seldom: each look costs CPU the workers need
     raise TimeoutError("workers did not drain the topic")
 
 

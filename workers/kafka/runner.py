@@ -45,6 +45,13 @@ def hubspot_mapping() -> EventMapping:
         return mapping_from(yaml.safe_load(handle))
 
 
+class Worker(faust.Worker):
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        # Faust's terminal spinner sets the root logger to DEBUG and formats every library's debug record
+        # (a tenth of the worker's CPU, measured); logging is configured by `logging_config` alone.
+        return None
+
+
 def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT (then stop gracefully: finish the batch in hand, commit, exit 0)."""
     with ExitStack() as stack:
@@ -57,6 +64,6 @@ def run_worker(settings: Settings) -> None:
         app = create_app(settings, policy, make_clock(settings.clock), connector_factory(settings),
                          tansu=settings.broker_kind == "tansu", hubspot_mapping=hubspot_mapping(),
                          hubspot_app_id=os.environ.get("HUBSPOT_APP_ID"))
-        worker = faust.Worker(app, loglevel=settings.log_level.upper(), logging_config=logging_config(
+        worker = Worker(app, loglevel=settings.log_level.upper(), logging_config=logging_config(
             settings.log_level), redirect_stdouts=False, quiet=True)
         worker.execute_from_commandline()
