@@ -160,10 +160,19 @@ def bench_cel(states: Annotated[int, typer.Option()] = 50_000) -> None:
 def run() -> None:
     """The stream worker. Configured by CLIENTSHIFT_* environment variables (see README); with no
     CLIENTSHIFT_BROKER it starts an embedded local broker and uses the sandbox CRM."""
+    from connectors.registry import UnknownConnector
     from workers.kafka.runner import run_worker
     from workers.kafka.settings import Settings
 
-    run_worker(Settings.from_env())
+    try:
+        run_worker(Settings.from_env())
+    except UnknownConnector as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from None
+    except RulesError as exc:
+        for problem in exc.problems:
+            err.print(str(problem), highlight=False, markup=False)
+        raise typer.Exit(2) from None
 
 
 @bench_app.command("worker")

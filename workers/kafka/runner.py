@@ -14,7 +14,7 @@ import yaml
 
 from connectors.base import Connector
 from connectors.hubspot.normalize import EventMapping, mapping_from
-from connectors.registry import load_connector
+from connectors.registry import UnknownConnector, available, load_connector
 from workers.kafka.app import create_app
 from workers.kafka.clock import make_clock
 from workers.kafka.local_broker import LocalBroker
@@ -60,6 +60,10 @@ def run_worker(settings: Settings) -> None:
             broker = stack.enter_context(LocalBroker())
             settings = replace(settings, broker=broker.bootstrap, broker_kind="tansu")
         policy = load_policy(settings.rules)  # a bad rules file stops the worker here, with positions
+        if not settings.dry_run and settings.connector not in available():
+            # Fail at start, not at the first batch of actions.
+            raise UnknownConnector(f"no connector named {settings.connector!r}; installed: "
+                                   f"{', '.join(available())}")
         ensure_topics(settings)
         app = create_app(settings, policy, make_clock(settings.clock), connector_factory(settings),
                          tansu=settings.broker_kind == "tansu", hubspot_mapping=hubspot_mapping(),
