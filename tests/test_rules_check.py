@@ -81,3 +81,15 @@ def test_a_rule_that_errors_at_run_time_counts_as_false_for_that_rule_only(tmp_p
              "contract_ends_in_days": None, "account_kind": "", "active_plans": [], "properties": {},
              "status": "customer"}
     assert policy.decide_flags(facts) == ("upgrade_candidate",)
+
+
+def test_day_counter_flip_points_follow_the_comparison():
+    from workers.rules.policy import day_thresholds
+
+    assert day_thresholds(["days_since_contact > 90"])["days_since_contact"] == (91,)
+    assert day_thresholds(["days_since_contact >= 90"])["days_since_contact"] == (90,)
+    assert day_thresholds(["30 < days_since_contact"])["days_since_contact"] == (31,)
+    assert day_thresholds(["contract_ends_in_days <= 60"])["contract_ends_in_days"] == (61,)
+    assert day_thresholds(["contract_ends_in_days == 7"])["contract_ends_in_days"] == (7, 8)
+    # Used in arithmetic: every literal of the condition, both sides of it, to be safe.
+    assert day_thresholds(["days_since_contact * 2 > 10"])["days_since_contact"] == (2, 3, 10, 11)

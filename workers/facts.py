@@ -75,8 +75,8 @@ def next_change(state: AccountState, status: str, client_since: float | None, no
                 day_thresholds: Mapping[str, tuple[int, ...]]) -> float | None:
     """The earliest instant after `now` at which some fact can change with no new event, or None.
 
-    Day counters change every day, so rather than waking daily we wake where they cross a threshold
-    the rules mention (each integer literal N: the instants the counter becomes N and N + 1).
+    Day counters change every day, so rather than waking daily we wake where a counter reaches a value
+    at which some rule's answer flips (see workers.rules.policy.day_thresholds).
     """
     candidates: list[float] = []
     services_window = params["professional_services_window_days"] * DAY
@@ -91,11 +91,11 @@ def next_change(state: AccountState, status: str, client_since: float | None, no
         end = contract.get("end")
         if end is not None:
             candidates.append(end)
-            candidates.extend(end - n * DAY for threshold in day_thresholds["contract_ends_in_days"]
-                              for n in (threshold, threshold - 1))
+            # ceil((end - t) / day) drops from b to b - 1 at end - (b - 1) days.
+            candidates.extend(end - (flip - 1) * DAY for flip in day_thresholds["contract_ends_in_days"])
     anchor = contact_anchor(state, client_since if status == "client" else None)
     if anchor is not None:
-        candidates.extend(anchor + n * DAY for threshold in day_thresholds["days_since_contact"]
-                          for n in (threshold, threshold + 1))
+        # floor((t - anchor) / day) reaches b at anchor + b days.
+        candidates.extend(anchor + flip * DAY for flip in day_thresholds["days_since_contact"])
     upcoming = [t for t in candidates if t > now]
     return min(upcoming) if upcoming else None

@@ -27,6 +27,7 @@ from workers import metrics
 from workers.actions import Action
 from workers.engine import Engine, Step
 from workers.events import InvalidEvent
+from workers.kafka import faust_fixes
 from workers.kafka import tansu as tansu_workarounds
 from workers.kafka.clock import Clock
 from workers.kafka.codec import dead_letter, decode_message
@@ -76,6 +77,7 @@ def _credentials(settings: Settings) -> Any:
 def create_app(settings: Settings, policy: Policy, clock: Clock,
                connector_factory: Callable[[InMemoryLastWritten], Connector | None], *, tansu: bool = False,
                hubspot_mapping: EventMapping | None = None, hubspot_app_id: str | None = None) -> faust.App:
+    faust_fixes.apply()
     rt = Runtime(settings, policy, clock, lambda: connector_factory(rt.echo_store))
     topics = settings.topics
     app = faust.App(

@@ -128,8 +128,8 @@ class Policy:
     flag_rules: tuple[FlagRule, ...]
     tasks: tuple[TaskSpec, ...]
     tag_name: str
-    # Per day counter, the whole-day thresholds conditions compare it with: the engine re-evaluates
-    # when a counter crosses one, instead of every day.
+    # Per day counter, the values where some condition flips: the engine re-evaluates when a counter
+    # reaches one, instead of every day.
     day_thresholds: Mapping[str, tuple[int, ...]]
     _status_programs: list[Any] = field(repr=False, default_factory=list)
     _flag_programs: list[Any] = field(repr=False, default_factory=list)
@@ -341,9 +341,15 @@ class _Builder:
         return mark.line + cel_line, mark.column + quote + cel_column
 
 
+# Where a comparison's answer flips, as the counter goes from b - 1 to b: `x > 90` flips at 91.
+_FLIPS = {">": (1,), "<=": (1,), ">=": (0,), "<": (0,), "==": (0, 1), "!=": (0, 1)}
+_MIRROR = {">": "<", "<": ">", ">=": "<=", "<=": ">=", "==": "==", "!=": "!="}
+
+
 def day_thresholds(conditions: Sequence[str]) -> dict[str, tuple[int, ...]]:
-    """The integers each day counter is compared with (`days_since_contact > 90` gives 90). A counter used
-    any other way (arithmetic, a parameter) conservatively takes every integer literal of that condition."""
+    """Per day counter, the values b at which some condition's answer flips as the counter moves between
+    b - 1 and b (`days_since_contact > 90` gives 91). A counter used any other way (arithmetic, a
+    parameter) conservatively takes every integer literal N of that condition, as both N and N + 1."""
     found: dict[str, set[int]] = {name: set() for name in DAY_COUNTERS}
     for condition in conditions:
         literals = {int(m) for m in _INT_LITERAL.findall(condition) if int(m) <= 36_500}
@@ -351,12 +357,13 @@ def day_thresholds(conditions: Sequence[str]) -> dict[str, tuple[int, ...]]:
             uses = len(re.findall(rf"\b{name}\b", condition))
             if not uses:
                 continue
-            compared = re.findall(rf"\b{name}\s*(?:<=|>=|==|!=|<|>)\s*(\d+)\b", condition)
-            compared += re.findall(rf"\b(\d+)\s*(?:<=|>=|==|!=|<|>)\s*{name}\b", condition)
+            compared = re.findall(rf"\b{name}\s*(<=|>=|==|!=|<|>)\s*(\d+)\b", condition)
+            compared += [(_MIRROR[op], n) for n, op in
+                         re.findall(rf"\b(\d+)\s*(<=|>=|==|!=|<|>)\s*{name}\b", condition)]
             nulls = len(re.findall(rf"\b{name}\s*(?:==|!=)\s*null\b", condition))
-            found[name].update(int(n) for n in compared)
+            found[name].update(int(n) + shift for op, n in compared for shift in _FLIPS[op])
             if len(compared) + nulls < uses:
-                found[name].update(literals)
+                found[name].update(n + shift for n in literals for shift in (0, 1))
     return {name: tuple(sorted(values)) for name, values in found.items()}
 
 
