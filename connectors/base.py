@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 from workers.actions import Action
 
@@ -50,8 +50,3 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-@runtime_checkable
-class ConnectorFactory(Protocol):
-    def __call__(self, settings: Mapping[str, Any]) -> Connector: ...

@@ -1,6 +1,6 @@
 """Property tests: determinism, idempotence, and per-account independence of replay."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from connectors.sandbox import SandboxConnector
 from factory import raw
@@ -67,7 +67,7 @@ class Harness:
         produce(self.settings, lines)
 
     def quiet(self, workers: list[WorkerProcess] | None = None) -> None:
-        wait_until_quiet(self.settings, workers or [w for w in self.workers if w.process.poll() is None], timeout=float(__import__("os").environ.get("XQ", "120")))
+        wait_until_quiet(self.settings, workers or [w for w in self.workers if w.process.poll() is None])
 
     def catch_up(self, lines: list[SourcedLine], workers: list[WorkerProcess] | None = None) -> None:
         """Process everything with the wall clock held back, then let it reach the last event time: the

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -101,15 +100,8 @@ def _worker_env(settings: Settings, work: Path, n: int) -> dict[str, str]:
 
 
 def _minimal_faust(settings: Settings, work: Path) -> WorkerProcess:
-    env = _worker_env(settings, work, 99)
-    env["CLIENTSHIFT_GROUP_ID"] = f"{settings.group_id}-minimal"
-    process = WorkerProcess(env, work / "minimal.log")
-    process.env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-    import subprocess
-
-    process.process = subprocess.Popen([sys.executable, "-m", "workers.kafka.bench_minimal"], env=process.env,
-                                       stdout=(work / "minimal.log").open("ab"), stderr=subprocess.STDOUT)
-    return process
+    env = {**_worker_env(settings, work, 99), "CLIENTSHIFT_GROUP_ID": f"{settings.group_id}-minimal"}
+    return WorkerProcess(env, work / "minimal.log", command=("-m", "workers.kafka.bench_minimal")).start()
 
 
 def _latencies(settings: Settings, sent: dict[str, float]) -> list[float]:

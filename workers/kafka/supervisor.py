@@ -24,7 +24,9 @@ class WorkerError(RuntimeError):
 
 
 class WorkerProcess:
-    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(self, env: Mapping[str, str], log_path: Path,
+                 command: tuple[str, ...] = ("-m", "workers.cli", "run")) -> None:
+        self.command = command
         self.port = int(env.get("CLIENTSHIFT_WEB_PORT") or free_port())
         self.env = {**os.environ, **env, "CLIENTSHIFT_WEB_PORT": str(self.port)}
         self.log_path = log_path
@@ -32,7 +34,7 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "workers.cli", "run"], env=self.env,
+        self.process = subprocess.Popen([sys.executable, *self.command], env=self.env,
                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         return self
