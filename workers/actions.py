@@ -54,6 +54,10 @@ _ACTION_FIELDS = tuple(f.name for f in fields(Action))
 def plan_actions(before: AccountState, status: str, rule: str, flags: tuple[str, ...], now: float,
                  trigger: str, policy: Policy) -> list[Action]:
     """The actions one evaluation calls for, given the state before it (pure)."""
+    tag_due = status != before.written_status
+    firing = [spec for spec in policy.tasks if spec.fires(before.status, status, before.flags, flags)]
+    if not tag_due and not firing:
+        return []  # the common case: nothing changed, so nothing to format
     reason = _reason(rule, policy)
     common = {
         "account": before.account,
@@ -64,9 +68,11 @@ def plan_actions(before: AccountState, status: str, rule: str, flags: tuple[str,
         "account_name": before.name,
     }
     actions: list[Action] = []
-    if status != before.written_status:
+    if tag_due:
         actions.append(Action(type=TAG, key=f"{before.account}|tag:{policy.tag_name}={status}|{trigger}",
                               name=policy.tag_name, value=status, **common))
+    if not firing:
+        return actions
     template_values = {
         "account": before.account,
         "account_name": before.name or before.account,
@@ -76,14 +82,13 @@ def plan_actions(before: AccountState, status: str, rule: str, flags: tuple[str,
         "csm_name": (before.csm or {}).get("owner_name") or "the account team",
     }
     owner = (before.csm or {}).get("owner_id")
-    for spec in policy.tasks:
-        if spec.fires(before.status, status, before.flags, flags):
-            actions.append(Action(
-                type=TASK, key=f"{before.account}|{spec.kind}|{trigger}", kind=spec.kind,
-                title=Template(spec.title).safe_substitute(template_values),
-                body=Template(spec.body).safe_substitute(template_values),
-                priority=spec.priority, due=format_rfc3339(now + spec.due_in_days * DAY), owner_id=owner,
-                **common))
+    for spec in firing:
+        actions.append(Action(
+            type=TASK, key=f"{before.account}|{spec.kind}|{trigger}", kind=spec.kind,
+            title=Template(spec.title).safe_substitute(template_values),
+            body=Template(spec.body).safe_substitute(template_values),
+            priority=spec.priority, due=format_rfc3339(now + spec.due_in_days * DAY), owner_id=owner,
+            **common))
     return actions
 
 
