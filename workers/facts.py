@@ -13,10 +13,13 @@ from workers.state import AccountState
 from workers.timeutil import DAY, days_until, whole_days_since
 
 
+def _open_contracts(state: AccountState) -> Iterator[Mapping[str, Any]]:
+    """Signed and not ended (an `ended` for a contract never signed leaves no start)."""
+    return (c for c in state.contracts.values() if not c.get("ended") and "start" in c)
+
+
 def _active_contracts(state: AccountState, now: float) -> Iterator[Mapping[str, Any]]:
-    for contract in state.contracts.values():
-        if contract.get("ended") or "start" not in contract:
-            continue
+    for contract in _open_contracts(state):
         end = contract.get("end")
         if contract["start"] <= now and (end is None or end > now):
             yield contract
@@ -84,9 +87,7 @@ def next_change(state: AccountState, status: str, client_since: float | None, no
     candidates.extend(at + services_window for category, at in state.services
                       if category in params["professional_service_categories"])
     candidates.extend(o["at"] + orders_window for o in state.orders.values() if not o.get("refunded") and "at" in o)
-    for contract in state.contracts.values():
-        if contract.get("ended") or "start" not in contract:
-            continue
+    for contract in _open_contracts(state):
         candidates.append(contract["start"])
         end = contract.get("end")
         if end is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -135,8 +136,6 @@ class Replayer:
 
 def read_event_files(paths: Sequence[str | Path]) -> Iterator[SourcedLine]:
     """Yield every non-blank line of JSON-lines files (`-` reads standard input)."""
-    import sys
-
     for path in paths:
         handle = sys.stdin.buffer if str(path) == "-" else open(path, "rb")  # noqa: SIM115
         try:

@@ -11,8 +11,9 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from connectors.hubspot.ingress import make_app
-from connectors.hubspot.settings import SettingsError, _secret
+from connectors.hubspot.settings import SettingsError
 from workers.kafka.settings import Settings
+from workers.secrets import SecretFileError, read_secret
 
 
 def build_ingress(settings: Settings, secret: str, public_base_url: str | None) -> web.Application:
@@ -46,8 +47,11 @@ def build_ingress(settings: Settings, secret: str, public_base_url: str | None) 
 
 
 def run_ingress(settings: Settings, port: int) -> None:
-    secret = _secret(os.environ, "HUBSPOT_CLIENT_SECRET")
+    try:
+        secret = read_secret(os.environ, "HUBSPOT_CLIENT_SECRET")
+    except SecretFileError as exc:
+        raise SettingsError(str(exc)) from None
     if not secret:
         raise SettingsError("HUBSPOT_CLIENT_SECRET or HUBSPOT_CLIENT_SECRET_FILE must be set")
-    app = build_ingress(settings, secret.reveal(), os.environ.get("CLIENTSHIFT_HUBSPOT_PUBLIC_URL"))
+    app = build_ingress(settings, secret, os.environ.get("CLIENTSHIFT_HUBSPOT_PUBLIC_URL"))
     web.run_app(app, host=settings.web_host, port=port, print=None)  # handles SIGTERM gracefully
