@@ -25,9 +25,10 @@ from connectors.hubspot.normalize import Associations, EventMapping, normalize
 from connectors.retry import RetryPolicy, apply_with_retry
 from workers import metrics
 from workers.actions import Action
-from workers.engine import Engine, Step
+from workers.engine import Engine
 from workers.events import InvalidEvent
 from workers.kafka import faust_fixes
+from workers.kafka.batch import Batch
 from workers.kafka import tansu as tansu_workarounds
 from workers.kafka.clock import Clock
 from workers.kafka.codec import dead_letter, decode_message
@@ -119,74 +120,89 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
             rt.cache[account] = state
         return state
 
-    async def emit(step: Step, partition: int) -> None:
-        # Everything goes through Faust's producer buffer, which is first-in first-out and also carries
-        # the tables' changelog writes: actions are handed to the producer before the state that says
-        # "seen", so a crash can repeat actions (the CRM dedupes by key) but never lose them. Buffered
-        # sends also keep the agent from waiting on a round trip per message.
-        for action in step.actions:
-            actions_topic.send_soon(key=action.account.encode(), value=json.dumps(action.to_dict()).encode())
-        if step.decisions:
-            # One audit record per step (an event and the deadlines it caught up on), not per decision.
-            audit_topic.send_soon(key=step.state.account.encode(),
-                                  value=json.dumps([d.to_dict() for d in step.decisions]).encode())
-        for decision in step.decisions:
+    def save(table: Any, account: str, value: Any, partition: int) -> None:
+        # Rows are written with their owner's partition given explicitly: a batch spans partitions, so
+        # Faust's "partition of the current event" would be the wrong changelog partition.
+        if value is None:
+            table.data.pop(account, None)
+            table.send_changelog(partition, account, None, value_serializer="raw")
+        else:
+            table.data[account] = value
+            table.send_changelog(partition, account, value)
+
+    async def write(batch: Batch) -> None:
+        # Actions first, acknowledged by Kafka, and only then the state that says their events were
+        # seen: a crash can repeat actions (the CRM dedupes them by key) but never lose one.
+        sent = [actions_topic.send_soon(key=action.account.encode(), value=json.dumps(action.to_dict()).encode())
+                for action in batch.actions]
+        if batch.decisions:
+            # One audit record per batch, listing every decision with its rule.
+            audit_topic.send_soon(value=json.dumps([d.to_dict() for d in batch.decisions]).encode())
+        if sent:
+            await asyncio.gather(*sent)
+        for account, (state, partition) in batch.states.items():
+            save(accounts, account, state.to_dict(), partition)
+            due = None if state.next_deadline is None else {"due": state.next_deadline, "partition": partition}
+            if deadlines.data.get(account) != due:
+                save(deadlines, account, due, partition)
+        for topic, count in batch.events_in.items():
+            metrics.EVENTS_IN.labels(topic).inc(count)
+        metrics.EVENTS_INVALID.inc(batch.invalid)
+        metrics.DUPLICATES.inc(batch.duplicates)
+        metrics.DEADLINES.inc(batch.deadlines_fired())
+        for (before, after), count in batch.transitions().items():
+            metrics.TRANSITIONS.labels(before, after).inc(count)
+        for flag, count in batch.flags_raised().items():
+            metrics.FLAGS_RAISED.labels(flag).inc(count)
+        for decision in batch.decisions:
             if decision.status != decision.previous_status:
-                metrics.TRANSITIONS.labels(decision.previous_status or "none", decision.status).inc()
                 log.info("status changed", extra={"account": decision.account, "trigger": decision.trigger,
                                                   "from_status": decision.previous_status,
                                                   "to_status": decision.status, "rule": decision.rule})
-            for flag in set(decision.flags) - set(decision.previous_flags):
-                metrics.FLAGS_RAISED.labels(flag).inc()
-            if decision.trigger.startswith("deadline:"):
-                metrics.DEADLINES.inc()
-        state = step.state
-        previous = rt.cache.get(state.account)
-        rt.cache[state.account] = state
-        accounts[state.account] = state.to_dict()
-        if previous is not None and previous.next_deadline == state.next_deadline:
-            return  # the deadlines table already says so: one changelog write saved
-        if state.next_deadline is None:
-            if state.account in deadlines:
-                del deadlines[state.account]
-        else:
-            deadlines[state.account] = {"due": state.next_deadline, "partition": partition}
 
     async def to_dlq(kind: str, reason: str, value: bytes | None, headers: Any, **context: Any) -> None:
         metrics.DLQ.labels(kind).inc()
         dlq_topic.send_soon(value=dead_letter(kind, reason, value, headers, **context))
 
-    @app.agent(inputs, name="process")
-    async def process(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            metrics.EVENTS_IN.labels(message.topic).inc()
-            if message.topic == topics.ticks:
-                tick = json.loads(event.value)
-                state = load(tick["account"])
-                await emit(rt.engine.advance(state, tick["until"]), message.partition)
-                continue
+    async def fold(event: Any, batch: Batch) -> None:
+        message = event.message
+        batch.events_in[message.topic] += 1
+        if message.topic == topics.ticks:
+            tick = json.loads(event.value)
+            step = rt.engine.advance(load(tick["account"]), tick["until"])
+        else:
             try:
                 canonical = decode_message(event.value, message.headers)
             except InvalidEvent as exc:
-                metrics.EVENTS_INVALID.inc()
+                batch.invalid += 1
                 log.warning("invalid event sent to the DLQ", extra={"reason": exc.reason, "topic": message.topic,
                                                                      "partition": message.partition,
                                                                      "offset": message.offset})
                 await to_dlq("event", exc.reason, event.value, message.headers, topic=message.topic,
                              partition=message.partition, offset=message.offset)
-                continue
+                return
             key = (event.key or b"").decode("utf-8", errors="replace")
             if key != canonical.subject:
                 # One account, one partition owner: an event keyed by anything else is re-keyed first.
                 await events_topic.send(key=canonical.subject.encode(), value=event.value,
                                         headers=list(message.headers or ()), force=True)
-                continue
+                return
             step = rt.engine.handle(load(canonical.subject), canonical)
             if step.duplicate:
-                metrics.DUPLICATES.inc()
-                continue
-            await emit(step, message.partition)
+                batch.duplicates += 1
+                return
+        rt.cache[step.state.account] = step.state
+        batch.add(step, message.partition)
+
+    @app.agent(inputs, name="process")
+    async def process(stream: Any) -> None:
+        # Batches, not single events: the decisions are the per-event ones, but a batch writes each
+        # account's state once and its audit in one record (see workers.kafka.batch).
+        async for events in stream.take_events(settings.process_batch, within=settings.process_within):
+            batch = Batch()
+            for event in events:
+                await fold(event, batch)
+            await write(batch)
 
     @app.agent(hubspot_topic, name="normalize-hubspot")
     async def normalize_hubspot(stream: Any) -> None:

@@ -46,6 +46,8 @@ class Settings:
     log_level: str = "info"
     clock: str = "system"
     deadline_interval: float = 1.0
+    process_batch: int = 500
+    process_within: float = 0.05
     sink_batch: int = 500
     sink_within: float = 0.5
     topics: Topics = field(default_factory=Topics)
@@ -75,6 +77,8 @@ class Settings:
             log_level=get("CLIENTSHIFT_LOG_LEVEL", "info"),
             clock=get("CLIENTSHIFT_CLOCK", "system"),
             deadline_interval=float(get("CLIENTSHIFT_DEADLINE_INTERVAL", "1.0")),
+            process_batch=int(get("CLIENTSHIFT_PROCESS_BATCH", "500")),
+            process_within=float(get("CLIENTSHIFT_PROCESS_WITHIN", "0.05")),
             sink_batch=int(get("CLIENTSHIFT_SINK_BATCH", "500")),
             sink_within=float(get("CLIENTSHIFT_SINK_WITHIN", "0.5")),
             topics=topics,
