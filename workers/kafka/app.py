@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import faust
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors.base import Connector, ConnectorPaused, Outcome
@@ -32,6 +33,7 @@ from workers.kafka.batch import Batch
 from workers.kafka import tansu as tansu_workarounds
 from workers.kafka.clock import Clock
 from workers.kafka.codec import dead_letter, decode_message
+from workers.kafka.outbox import Outbox
 from workers.kafka.settings import Settings
 from workers.rules.policy import Policy
 from workers.state import AccountState
@@ -75,10 +77,18 @@ def _credentials(settings: Settings) -> Any:
     return None
 
 
+def kafka_producer(app: faust.App) -> Any:
+    """The aiokafka producer under Faust's: one connection, and Faust's flush on commit and stop covers
+    what the worker sends through it too."""
+    return app.producer._ensure_producer()
+
+
 def create_app(settings: Settings, policy: Policy, clock: Clock,
                connector_factory: Callable[[InMemoryLastWritten], Connector | None], *, tansu: bool = False,
                hubspot_mapping: EventMapping | None = None, hubspot_app_id: str | None = None) -> faust.App:
     faust_fixes.apply()
+    if tansu:
+        tansu_workarounds.exact_recovery_ends(settings)
     rt = Runtime(settings, policy, clock, lambda: connector_factory(rt.echo_store))
     topics = settings.topics
     app = faust.App(
@@ -97,6 +107,9 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         broker_commit_interval=1.0,
         table_standby_replicas=0,
         topic_allow_declare=True,
+        # Room for a batch's records per partition in one record batch (workers.kafka.outbox); well
+        # under a broker's default 1 MiB message limit.
+        producer_max_batch_size=256 * 1024,
         **tansu_workarounds.faust_settings(tansu),
     )
     app.clientshift = rt  # type: ignore[attr-defined]
@@ -120,31 +133,37 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
             rt.cache[account] = state
         return state
 
-    def save(table: Any, account: str, value: Any, partition: int) -> None:
-        # Rows are written with their owner's partition given explicitly: a batch spans partitions, so
-        # Faust's "partition of the current event" would be the wrong changelog partition.
-        if value is None:
-            table.data.pop(account, None)
-            table.send_changelog(partition, account, None, value_serializer="raw")
-        else:
-            table.data[account] = value
-            table.send_changelog(partition, account, value)
-
     async def write(batch: Batch) -> None:
         # Actions first, acknowledged by Kafka, and only then the state that says their events were
-        # seen: a crash can repeat actions (the CRM dedupes them by key) but never lose one.
-        sent = [actions_topic.send_soon(key=action.account.encode(), value=json.dumps(action.to_dict()).encode())
-                for action in batch.actions]
-        if batch.decisions:
-            # One audit record per batch, listing every decision with its rule.
-            audit_topic.send_soon(value=json.dumps([d.to_dict() for d in batch.decisions]).encode())
-        if sent:
-            await asyncio.gather(*sent)
+        # seen: a crash can repeat actions (the CRM dedupes them by key) but never lose one. Everything
+        # is acknowledged before the batch's events are, so a commit never runs ahead of its outputs.
+        outbox = Outbox(kafka_producer(app))
+        partition_of = {account: partition for account, (_, partition) in batch.states.items()}
+        for action in batch.actions:
+            outbox.add(topics.actions, partition_of[action.account], action.account.encode(),
+                       orjson.dumps(action.to_dict()))
+        audit: dict[int, list[dict[str, Any]]] = {}
+        for decision in batch.decisions:
+            audit.setdefault(partition_of[decision.account], []).append(decision.to_dict())
+        for partition, records in audit.items():
+            # One audit record per batch and partition, listing every decision with its rule.
+            outbox.add(topics.audit, partition, None, orjson.dumps(records))
+        await outbox.flush()
+        accounts_changelog = accounts.changelog_topic.get_topic_name()
+        deadlines_changelog = deadlines.changelog_topic.get_topic_name()
         for account, (state, partition) in batch.states.items():
-            save(accounts, account, state.to_dict(), partition)
+            key = orjson.dumps(account)
+            row = state.to_dict()
+            accounts.data[account] = row
+            outbox.add(accounts_changelog, partition, key, orjson.dumps(row))
             due = None if state.next_deadline is None else {"due": state.next_deadline, "partition": partition}
             if deadlines.data.get(account) != due:
-                save(deadlines, account, due, partition)
+                if due is None:
+                    deadlines.data.pop(account, None)
+                else:
+                    deadlines.data[account] = due
+                outbox.add(deadlines_changelog, partition, key, None if due is None else orjson.dumps(due))
+        await outbox.flush()
         for topic, count in batch.events_in.items():
             metrics.EVENTS_IN.labels(topic).inc(count)
         metrics.EVENTS_INVALID.inc(batch.invalid)

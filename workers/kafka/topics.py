@@ -32,12 +32,22 @@ def ensure_topics(settings: Settings, replication: int = 1) -> None:
 
 
 def high_watermarks(settings: Settings, topics: Iterable[str], timeout: float = 10.0) -> dict[TopicPartition, int]:
-    """True end offsets, read from fetch responses: Tansu's ListOffsets is wrong for multi-record
-    batches (see workers.kafka.tansu), the high watermark a fetch reports is right on both."""
+    """True end offsets of every partition of `topics`, read from fetch responses: Tansu's ListOffsets
+    is wrong for multi-record batches (see workers.kafka.tansu), a fetch's high watermark is right on both."""
+    return high_watermarks_of(settings, None, topics=topics, timeout=timeout)
+
+
+def high_watermarks_of(settings: Settings, partitions: Iterable[tuple[str, int]] | None, *,
+                       topics: Iterable[str] = (), timeout: float = 10.0) -> dict[TopicPartition, int]:
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
                              **settings.kafka_python_security())
     try:
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        if partitions is None:
+            partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        else:
+            partitions = [TopicPartition(t, p) for t, p in partitions]
+        if not partitions:
+            return {}
         consumer.assign(partitions)
         # From each partition's end as ListOffsets sees it, one fetch round answers for all of them with
         # the real high watermark, even when it returns no records.

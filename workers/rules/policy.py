@@ -12,10 +12,12 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import yaml
 from cel_expr_python import cel
+
+from workers.rules.memo import Memo
 
 STATUSES = ("prospect", "customer", "client")
 PRIORITIES = ("LOW", "MEDIUM", "HIGH")
@@ -136,12 +138,12 @@ class Policy:
     _status_all: Any = field(repr=False, default=None)
     _flags_all: Any = field(repr=False, default=None)
 
+    _status_memo: Memo | None = field(repr=False, default=None)
+    _flags_memo: Memo | None = field(repr=False, default=None)
+
     def decide_status(self, facts: Mapping[str, Any]) -> tuple[str, str]:
         """First matching status rule wins: returns (status, rule name)."""
-        try:
-            index = self._status_all.eval(data=facts).plain_value()
-        except RuntimeError:
-            index = self._first_match_slowly(facts)
+        index = self._status_memo.answer(facts, self._first_match) if self._status_memo else self._first_match(facts)
         if index < 0:
             return "prospect", "no_rule_matched"
         rule = self.status_rules[index]
@@ -150,6 +152,15 @@ class Policy:
     def decide_flags(self, facts: Mapping[str, Any]) -> tuple[str, ...]:
         if not self.flag_rules:
             return ()
+        return self._flags_memo.answer(facts, self._flags) if self._flags_memo else self._flags(facts)
+
+    def _first_match(self, facts: Mapping[str, Any]) -> int:
+        try:
+            return self._status_all.eval(data=facts).plain_value()
+        except RuntimeError:
+            return self._first_match_slowly(facts)
+
+    def _flags(self, facts: Mapping[str, Any]) -> tuple[str, ...]:
         try:
             values = self._flags_all.eval(data=facts).plain_value()
         except RuntimeError:
@@ -212,11 +223,15 @@ class _Builder:
         tag_name = (self.doc.get("tag") or {}).get("name", "relationship_status")
         if self.problems:
             raise RulesError(self.problems)
-        thresholds = day_thresholds([rule.when for rule in (*status_rules, *flag_rules)])
+        conditions = [rule.when for rule in (*status_rules, *flag_rules)]
+        thresholds = day_thresholds(conditions)
         policy = Policy(self.label, params, tuple(status_rules), tuple(flag_rules), tuple(tasks), tag_name,
                         thresholds, status_programs, flag_programs)
         policy._status_all = _STATUS_ENV.compile(_first_match_expression(status_rules))
         policy._flags_all = _FLAG_ENV.compile("[" + ", ".join(f"({r.when})" for r in flag_rules) + "]")
+        buckets = {name: flips for name, flips in thresholds.items() if name in compared_exactly(conditions)}
+        policy._status_memo = Memo([r.when for r in status_rules], list(FACT_TYPES), buckets)
+        policy._flags_memo = Memo([r.when for r in flag_rules], [*FACT_TYPES, "status"], buckets)
         return policy
 
     def _status_rules(self) -> tuple[list[StatusRule], list[Any]]:
@@ -351,8 +366,21 @@ def day_thresholds(conditions: Sequence[str]) -> dict[str, tuple[int, ...]]:
     b - 1 and b (`days_since_contact > 90` gives 91). A counter used any other way (arithmetic, a
     parameter) conservatively takes every integer literal N of that condition, as both N and N + 1."""
     found: dict[str, set[int]] = {name: set() for name in DAY_COUNTERS}
+    for condition, name, compared, exact in _counter_uses(conditions):
+        found[name].update(int(n) + shift for op, n in compared for shift in _FLIPS[op])
+        if not exact:
+            literals = {int(m) for m in _INT_LITERAL.findall(condition) if int(m) <= 36_500}
+            found[name].update(n + shift for n in literals for shift in (0, 1))
+    return {name: tuple(sorted(values)) for name, values in found.items()}
+
+
+def compared_exactly(conditions: Sequence[str]) -> set[str]:
+    """The day counters every condition uses only in comparisons with integer literals (or null)."""
+    return set(DAY_COUNTERS) - {name for _, name, _, exact in _counter_uses(conditions) if not exact}
+
+
+def _counter_uses(conditions: Sequence[str]) -> Iterator[tuple[str, str, list[tuple[str, str]], bool]]:
     for condition in conditions:
-        literals = {int(m) for m in _INT_LITERAL.findall(condition) if int(m) <= 36_500}
         for name in DAY_COUNTERS:
             uses = len(re.findall(rf"\b{name}\b", condition))
             if not uses:
@@ -361,10 +389,7 @@ def day_thresholds(conditions: Sequence[str]) -> dict[str, tuple[int, ...]]:
             compared += [(_MIRROR[op], n) for n, op in
                          re.findall(rf"\b(\d+)\s*(<=|>=|==|!=|<|>)\s*{name}\b", condition)]
             nulls = len(re.findall(rf"\b{name}\s*(?:==|!=)\s*null\b", condition))
-            found[name].update(int(n) + shift for op, n in compared for shift in _FLIPS[op])
-            if len(compared) + nulls < uses:
-                found[name].update(n + shift for n in literals for shift in (0, 1))
-    return {name: tuple(sorted(values)) for name, values in found.items()}
+            yield condition, name, compared, len(compared) + nulls == uses
 
 
 def _first_match_expression(rules: Sequence[StatusRule]) -> str:
