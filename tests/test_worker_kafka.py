@@ -87,11 +87,13 @@ class Harness:
                 "tasks": sorted(t["key"] for t in snapshot["tasks"]), "tag_keys": tag_keys}
 
     def dlq(self) -> list[dict]:
-        topic = self.settings.topics.dlq
+        return self.records(self.settings.topics.dlq)
+
+    def records(self, topic: str) -> list:
         ends = {tp: end for tp, end in high_watermarks(self.settings, [topic]).items() if end}
         records = []
         if ends:
-            path = self.work / "dlq.jsonl"
+            path = self.work / f"{topic}.jsonl"
             record(self.settings, topic, path)
             records = [json.loads(line) for line in path.read_text().splitlines()]
         return records
@@ -123,6 +125,11 @@ def test_end_to_end_the_worker_writes_what_replay_computes(harness):
     harness.produce(lines)
     harness.catch_up(lines)
     assert harness.crm() == expected(lines)
+    # The audit holds every decision replay makes, each once, batched however the worker batched them.
+    audited = sorted((d["account"], d["trigger"], d["status"], d["rule"], tuple(d["flags"]))
+                     for batch in harness.records(harness.settings.topics.audit) for d in batch)
+    replayed = sorted((d.account, d.trigger, d.status, d.rule, d.flags) for d in replay(lines).decisions)
+    assert audited == replayed and len(audited) > len(lines)
     status = worker.get("/status")[1]
     assert status["accounts"] == len(expected(lines)["status"])
     metrics = worker.get("/metrics")[1]

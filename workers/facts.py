@@ -57,7 +57,7 @@ def compute_facts(state: AccountState, now: float, params: Mapping[str, Any]) ->
         "contract_ends_in_days": days_until(min(ends), now) if ends else None,
         "account_kind": state.kind or "",
         "active_plans": active_plans,
-        "properties": dict(state.properties),
+        "properties": state.properties,  # read-only: states are never mutated
     }
 
 

@@ -41,11 +41,9 @@ class AccountState:
     next_deadline: float | None = None
 
     def evolve(self, **changes: Any) -> AccountState:
-        """A copy with some fields changed (dataclasses.replace was the top line of the replay profile)."""
-        new = object.__new__(AccountState)
-        for name in _FIELDS:
-            object.__setattr__(new, name, changes[name] if name in changes else getattr(self, name))
-        return new
+        """A copy with some fields changed (dataclasses.replace was the top line of the replay profile,
+        and a loop over the fields the next one: see _compile_evolve)."""
+        return _evolve(self, changes)
 
     def to_dict(self) -> dict[str, Any]:
         # By hand rather than dataclasses.asdict, which deep-copies recursively: this runs for every
@@ -66,6 +64,21 @@ class AccountState:
 
 
 _FIELDS = tuple(f.name for f in fields(AccountState))
+
+
+def _compile_evolve() -> Any:
+    # Straight-line code, one statement per field, generated from the field list: about three times
+    # faster than looping over the names, and it runs for every event and every deadline.
+    lines = ["def evolve(self, changes):", "    new = new_state(AccountState)"]
+    lines += [f"    set_field(new, {name!r}, changes.get({name!r}, self.{name}))" for name in _FIELDS]
+    lines.append("    return new")
+    namespace: dict[str, Any] = {"new_state": object.__new__, "set_field": object.__setattr__,
+                                 "AccountState": AccountState}
+    exec("\n".join(lines), namespace)  # noqa: S102 - the source is the dataclass's own field names
+    return namespace["evolve"]
+
+
+_evolve = _compile_evolve()
 
 
 def _with(mapping: Mapping[str, Record], key: str, **changes: Any) -> dict[str, Record]:

@@ -26,10 +26,10 @@ from connectors.hubspot.normalize import Associations, EventMapping, normalize
 from connectors.retry import RetryPolicy, apply_with_retry
 from workers import metrics
 from workers.actions import Action
-from workers.engine import Engine
+from workers.engine import Engine, Step
 from workers.events import InvalidEvent
 from workers.kafka import faust_fixes
-from workers.kafka.batch import Batch
+from workers.kafka.batch import Pending
 from workers.kafka import tansu as tansu_workarounds
 from workers.kafka.clock import Clock
 from workers.kafka.codec import dead_letter, decode_message
@@ -51,9 +51,8 @@ class Runtime:
     clock: Clock
     connector_factory: Callable[[], Connector | None]
     engine: Engine = field(init=False)
-    # Deserialised states of the partitions this worker owns; the table (changelog) stays the truth and
-    # the cache is dropped on every rebalance.
-    cache: dict[str, AccountState] = field(default_factory=dict)
+    pending: Pending = field(default_factory=Pending)
+    flushing: asyncio.Lock = field(default_factory=asyncio.Lock)
     ticked: dict[str, float] = field(default_factory=dict)
     connector: Connector | None = None
     ready: bool = False
@@ -124,56 +123,63 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     json_schema = faust.Schema(key_serializer="json", value_serializer="json")
     accounts = app.Table("accounts", partitions=settings.partitions, schema=json_schema)
     deadlines = app.Table("deadlines", partitions=settings.partitions, schema=json_schema)
+    accounts_changelog = accounts.changelog_topic.get_topic_name()
+    deadlines_changelog = deadlines.changelog_topic.get_topic_name()
 
     def load(account: str) -> AccountState:
-        state = rt.cache.get(account)
-        if state is None:
-            stored = accounts.get(account)
-            state = AccountState.from_dict(stored) if stored else rt.engine.new_state(account)
-            rt.cache[account] = state
-        return state
+        # Rows this worker wrote hold the state itself; rows restored from the changelog hold its JSON.
+        stored = accounts.data.get(account)
+        if isinstance(stored, AccountState):
+            return stored
+        return AccountState.from_dict(stored) if stored else rt.engine.new_state(account)
 
-    async def write(batch: Batch) -> None:
-        # Actions first, acknowledged by Kafka, and only then the state that says their events were
-        # seen: a crash can repeat actions (the CRM dedupes them by key) but never lose one. Everything
-        # is acknowledged before the batch's events are, so a commit never runs ahead of its outputs.
-        outbox = Outbox(kafka_producer(app))
-        partition_of = {account: partition for account, (_, partition) in batch.states.items()}
-        for action in batch.actions:
-            outbox.add(topics.actions, partition_of[action.account], action.account.encode(),
-                       orjson.dumps(action.to_dict()))
-        audit: dict[int, list[dict[str, Any]]] = {}
-        for decision in batch.decisions:
-            audit.setdefault(partition_of[decision.account], []).append(decision.to_dict())
-        for partition, records in audit.items():
-            # One audit record per batch and partition, listing every decision with its rule.
-            outbox.add(topics.audit, partition, None, orjson.dumps(records))
-        await outbox.flush()
-        accounts_changelog = accounts.changelog_topic.get_topic_name()
-        deadlines_changelog = deadlines.changelog_topic.get_topic_name()
-        for account, (state, partition) in batch.states.items():
-            key = orjson.dumps(account)
-            row = state.to_dict()
-            accounts.data[account] = row
-            outbox.add(accounts_changelog, partition, key, orjson.dumps(row))
-            due = None if state.next_deadline is None else {"due": state.next_deadline, "partition": partition}
-            if deadlines.data.get(account) != due:
-                if due is None:
-                    deadlines.data.pop(account, None)
-                else:
-                    deadlines.data[account] = due
-                outbox.add(deadlines_changelog, partition, key, None if due is None else orjson.dumps(due))
-        await outbox.flush()
-        for topic, count in batch.events_in.items():
-            metrics.EVENTS_IN.labels(topic).inc(count)
-        metrics.EVENTS_INVALID.inc(batch.invalid)
-        metrics.DUPLICATES.inc(batch.duplicates)
-        metrics.DEADLINES.inc(batch.deadlines_fired())
-        for (before, after), count in batch.transitions().items():
+    def keep(step: Step, partition: int) -> None:
+        state = step.state
+        accounts.data[state.account] = state
+        due = None if state.next_deadline is None else {"due": state.next_deadline, "partition": partition}
+        if deadlines.data.get(state.account) != due:
+            if due is None:
+                deadlines.data.pop(state.account, None)
+            else:
+                deadlines.data[state.account] = due
+            rt.pending.deadlines[state.account] = (due, partition)
+        rt.pending.add(step, partition)
+
+    async def flush() -> None:
+        """Write what the events handled so far decided. Faust commits their offsets only after this
+        (faust_fixes.flush_before_commit), and actions are acknowledged by Kafka before the state that
+        says their events were seen: a crash can repeat actions (the CRM dedupes them by key) but never
+        lose one, nor a state change."""
+        async with rt.flushing:
+            pending, rt.pending = rt.pending, Pending()
+            if not pending:
+                return
+            outbox = Outbox(kafka_producer(app))
+            for action in pending.actions:
+                outbox.add(topics.actions, pending.partition_of(action.account), action.account.encode(),
+                           orjson.dumps(action.to_dict()))
+            audit: dict[int, list[dict[str, Any]]] = {}
+            for decision in pending.decisions:
+                audit.setdefault(pending.partition_of(decision.account), []).append(decision.to_dict())
+            for partition, records in audit.items():
+                # One audit record per flush and partition, listing every decision with its rule.
+                outbox.add(topics.audit, partition, None, orjson.dumps(records))
+            await outbox.flush()
+            for account, (state, partition) in pending.states.items():
+                outbox.add(accounts_changelog, partition, orjson.dumps(account), orjson.dumps(state.to_dict()))
+            for account, (due, partition) in pending.deadlines.items():
+                outbox.add(deadlines_changelog, partition, orjson.dumps(account),
+                           None if due is None else orjson.dumps(due))
+            await outbox.flush()
+        report(pending)
+
+    def report(pending: Pending) -> None:
+        metrics.DEADLINES.inc(pending.deadlines_fired())
+        for (before, after), count in pending.transitions().items():
             metrics.TRANSITIONS.labels(before, after).inc(count)
-        for flag, count in batch.flags_raised().items():
+        for flag, count in pending.flags_raised().items():
             metrics.FLAGS_RAISED.labels(flag).inc(count)
-        for decision in batch.decisions:
+        for decision in pending.decisions:
             if decision.status != decision.previous_status:
                 log.info("status changed", extra={"account": decision.account, "trigger": decision.trigger,
                                                   "from_status": decision.previous_status,
@@ -183,45 +189,54 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         metrics.DLQ.labels(kind).inc()
         dlq_topic.send_soon(value=dead_letter(kind, reason, value, headers, **context))
 
-    async def fold(event: Any, batch: Batch) -> None:
+    async def handle(event: Any) -> None:
         message = event.message
-        batch.events_in[message.topic] += 1
+        metrics.EVENTS_IN.labels(message.topic).inc()
         if message.topic == topics.ticks:
             tick = json.loads(event.value)
-            step = rt.engine.advance(load(tick["account"]), tick["until"])
-        else:
-            try:
-                canonical = decode_message(event.value, message.headers)
-            except InvalidEvent as exc:
-                batch.invalid += 1
-                log.warning("invalid event sent to the DLQ", extra={"reason": exc.reason, "topic": message.topic,
-                                                                     "partition": message.partition,
-                                                                     "offset": message.offset})
-                await to_dlq("event", exc.reason, event.value, message.headers, topic=message.topic,
-                             partition=message.partition, offset=message.offset)
-                return
-            key = (event.key or b"").decode("utf-8", errors="replace")
-            if key != canonical.subject:
-                # One account, one partition owner: an event keyed by anything else is re-keyed first.
-                await events_topic.send(key=canonical.subject.encode(), value=event.value,
-                                        headers=list(message.headers or ()), force=True)
-                return
-            step = rt.engine.handle(load(canonical.subject), canonical)
-            if step.duplicate:
-                batch.duplicates += 1
-                return
-        rt.cache[step.state.account] = step.state
-        batch.add(step, message.partition)
+            keep(rt.engine.advance(load(tick["account"]), tick["until"]), message.partition)
+            return
+        try:
+            canonical = decode_message(event.value, message.headers)
+        except InvalidEvent as exc:
+            metrics.EVENTS_INVALID.inc()
+            log.warning("invalid event sent to the DLQ", extra={"reason": exc.reason, "topic": message.topic,
+                                                                 "partition": message.partition,
+                                                                 "offset": message.offset})
+            await to_dlq("event", exc.reason, event.value, message.headers, topic=message.topic,
+                         partition=message.partition, offset=message.offset)
+            return
+        key = (event.key or b"").decode("utf-8", errors="replace")
+        if key != canonical.subject:
+            # One account, one partition owner: an event keyed by anything else is re-keyed first.
+            await events_topic.send(key=canonical.subject.encode(), value=event.value,
+                                    headers=list(message.headers or ()), force=True)
+            return
+        step = rt.engine.handle(load(canonical.subject), canonical)
+        if step.duplicate:
+            metrics.DUPLICATES.inc()
+            return
+        keep(step, message.partition)
 
     @app.agent(inputs, name="process")
     async def process(stream: Any) -> None:
-        # Batches, not single events: the decisions are the per-event ones, but a batch writes each
-        # account's state once and its audit in one record (see workers.kafka.batch).
-        async for events in stream.take_events(settings.process_batch, within=settings.process_within):
-            batch = Batch()
-            for event in events:
-                await fold(event, batch)
-            await write(batch)
+        faust_fixes.flush_before_commit(app, flush)
+        async for event in stream.events():
+            await handle(event)
+            rt.pending.events += 1
+            if rt.pending.events >= settings.process_batch:
+                await flush()  # also holds the stream back while Kafka catches up
+
+    seen_at_last_tick = {"events": -1}
+
+    @app.timer(settings.process_within)
+    async def flush_when_idle() -> None:
+        # When events are few, a decision waits at most this long for its write-out. Under load the size
+        # bound and the commits write out instead, in fewer and larger batches.
+        events = rt.pending.events
+        if events == seen_at_last_tick["events"] or events >= settings.process_batch // 2:
+            await flush()
+        seen_at_last_tick["events"] = rt.pending.events
 
     @app.agent(hubspot_topic, name="normalize-hubspot")
     async def normalize_hubspot(stream: Any) -> None:
@@ -317,7 +332,6 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     @app.on_partitions_revoked.connect
     async def on_revoked(app_: Any, revoked: Any, **_: Any) -> None:
         rt.ready = False
-        rt.cache.clear()
         rt.ticked.clear()
 
     @app.on_rebalance_complete.connect

@@ -1,15 +1,17 @@
-"""What one batch of input events amounts to, collected before anything is written.
+"""Outputs decided but not yet written to Kafka, gathered across events and written together.
 
-The worker folds a whole batch (Faust `take_events`) through the engine and only then writes: every
-action, one audit record, and one state write per account, however many of the batch's events that
-account had. Faust's per-message publish path is the expensive part of the worker, so the fewer
-messages per event, the faster it goes; the decisions themselves are exactly the per-event ones.
+The worker handles events one by one (Faust's own per-event path and acknowledgements, unchanged),
+and collects what they decide here: every action, every decision for the audit, and the latest
+state of each account touched. A flush writes them all at once (workers.kafka.outbox): one state
+row per account however many events it had, one audit record per partition. Faust's per-message
+publish path was the largest cost of the worker; the decisions themselves are exactly the per-event ones.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from workers.actions import Action
 from workers.engine import Decision, Step
@@ -17,20 +19,26 @@ from workers.state import AccountState
 
 
 @dataclass
-class Batch:
+class Pending:
     actions: list[Action] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
-    # Last state of every account the batch touched, and the input partition that owns it (the
-    # changelog partition of its table rows).
+    # Latest state of every account touched, with the input partition that owns it (the changelog
+    # partition of its table rows).
     states: dict[str, tuple[AccountState, int]] = field(default_factory=dict)
-    events_in: Counter[str] = field(default_factory=Counter)
-    duplicates: int = 0
-    invalid: int = 0
+    # Deadline rows that changed: None deletes the row.
+    deadlines: dict[str, tuple[dict[str, Any] | None, int]] = field(default_factory=dict)
+    events: int = 0
 
     def add(self, step: Step, partition: int) -> None:
         self.actions.extend(step.actions)
         self.decisions.extend(step.decisions)
         self.states[step.state.account] = (step.state, partition)
+
+    def __bool__(self) -> bool:
+        return bool(self.states or self.deadlines or self.actions or self.decisions)
+
+    def partition_of(self, account: str) -> int:
+        return self.states[account][1]
 
     def transitions(self) -> Counter[tuple[str, str]]:
         return Counter((d.previous_status or "none", d.status) for d in self.decisions
