@@ -154,24 +154,33 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
             pending, rt.pending = rt.pending, Pending()
             if not pending:
                 return
-            outbox = Outbox(kafka_producer(app))
-            for action in pending.actions:
-                outbox.add(topics.actions, pending.partition_of(action.account), action.account.encode(),
-                           orjson.dumps(action.to_dict()))
-            audit: dict[int, list[dict[str, Any]]] = {}
-            for decision in pending.decisions:
-                audit.setdefault(pending.partition_of(decision.account), []).append(decision.to_dict())
-            for partition, records in audit.items():
-                # One audit record per flush and partition, listing every decision with its rule.
-                outbox.add(topics.audit, partition, None, orjson.dumps(records))
-            await outbox.flush()
-            for account, (state, partition) in pending.states.items():
-                outbox.add(accounts_changelog, partition, orjson.dumps(account), orjson.dumps(state.to_dict()))
-            for account, (due, partition) in pending.deadlines.items():
-                outbox.add(deadlines_changelog, partition, orjson.dumps(account),
-                           None if due is None else orjson.dumps(due))
-            await outbox.flush()
+            try:
+                await write_out(pending)
+            except BaseException:
+                # Nothing is lost: the next write-out (at the latest, the one before a commit) sends it
+                # again, and until one succeeds no offset covering these events is committed.
+                rt.pending = pending.then(rt.pending)
+                raise
         report(pending)
+
+    async def write_out(pending: Pending) -> None:
+        outbox = Outbox(kafka_producer(app))
+        for action in pending.actions:
+            outbox.add(topics.actions, pending.partition_of(action.account), action.account.encode(),
+                       orjson.dumps(action.to_dict()))
+        audit: dict[int, list[dict[str, Any]]] = {}
+        for decision in pending.decisions:
+            audit.setdefault(pending.partition_of(decision.account), []).append(decision.to_dict())
+        for partition, records in audit.items():
+            # One audit record per write-out and partition, listing every decision with its rule.
+            outbox.add(topics.audit, partition, None, orjson.dumps(records))
+        await outbox.flush()  # the actions are in Kafka before any state that says their events were seen
+        for account, (state, partition) in pending.states.items():
+            outbox.add(accounts_changelog, partition, orjson.dumps(account), orjson.dumps(state.to_dict()))
+        for account, (due, partition) in pending.deadlines.items():
+            outbox.add(deadlines_changelog, partition, orjson.dumps(account),
+                       None if due is None else orjson.dumps(due))
+        await outbox.flush()
 
     def report(pending: Pending) -> None:
         metrics.DEADLINES.inc(pending.deadlines_fired())
@@ -221,11 +230,16 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     @app.agent(inputs, name="process")
     async def process(stream: Any) -> None:
         faust_fixes.flush_before_commit(app, flush)
+        writing: asyncio.Future[None] | None = None
         async for event in stream.events():
             await handle(event)
             rt.pending.events += 1
             if rt.pending.events >= settings.process_batch:
-                await flush()  # also holds the stream back while Kafka catches up
+                # Written out in the background while the next events are handled; one write-out at a
+                # time, so the stream waits when Kafka is the slower side.
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(flush())
 
     seen_at_last_tick = {"events": -1}
 

@@ -37,6 +37,12 @@ class Pending:
     def __bool__(self) -> bool:
         return bool(self.states or self.deadlines or self.actions or self.decisions)
 
+    def then(self, later: Pending) -> Pending:
+        """This (unwritten) and what was decided after it, in order: for retrying a failed write-out."""
+        return Pending([*self.actions, *later.actions], [*self.decisions, *later.decisions],
+                       {**self.states, **later.states}, {**self.deadlines, **later.deadlines},
+                       self.events + later.events)
+
     def partition_of(self, account: str) -> int:
         return self.states[account][1]
 
