@@ -8,39 +8,58 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
+import pytest
+
 from workers.kafka import faust_fixes
 
 
 class Consumer:
-    """Records the calls Faust's recovery makes, in order."""
+    """Stands in for Faust's consumer: its methods go through the patched ones, which call the
+    recorders below instead of Kafka."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
 
     def resume_partitions(self, tps) -> None:
-        self.calls.append(f"resume {sorted(tps)}")
+        faust_fixes._resume_partitions(self, tps)
 
     async def perform_seek(self) -> None:
+        await faust_fixes._perform_seek(self)
+
+
+@pytest.fixture(autouse=True)
+def recorded(monkeypatch):
+    def resume_now(consumer, tps) -> None:
+        consumer.calls.append(f"resume {sorted(tps)}")
+
+    async def seek_now(consumer) -> None:
         await asyncio.sleep(0)  # a real seek yields to the loop: that is when records used to slip in
-        self.calls.append("seek")
+        consumer.calls.append("seek")
+
+    monkeypatch.setattr(faust_fixes, "_resume_partitions_now", resume_now)
+    monkeypatch.setattr(faust_fixes, "_perform_seek_now", seek_now)
 
 
 def recovery_with(consumer: Consumer) -> SimpleNamespace:
     return SimpleNamespace(app=SimpleNamespace(consumer=consumer))
 
 
-def test_stream_partitions_are_resumed_only_after_the_seek(monkeypatch):
-    async def faust_order(self, generation_id: int = 0) -> None:
+def faust_order(resume: set[str]):
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
         # What Faust's Recovery.on_recovery_completed does: resume, then seek.
-        self.app.consumer.resume_partitions({"events-0", "events-1"})
+        self.app.consumer.resume_partitions(resume)
         await self.app.consumer.perform_seek()
         self.app.consumer.calls.append("ready")
+    return on_recovery_completed
 
-    monkeypatch.setattr(faust_fixes, "_on_recovery_completed", faust_order)
+
+def test_stream_partitions_are_resumed_only_after_the_seek(monkeypatch):
+    monkeypatch.setattr(faust_fixes, "_on_recovery_completed", faust_order({"events-0", "events-1"}))
     consumer = Consumer()
     asyncio.run(faust_fixes._seek_then_resume(recovery_with(consumer)))
     assert consumer.calls == ["seek", "resume ['events-0', 'events-1']", "ready"]
-    assert "resume_partitions" not in vars(consumer) and "perform_seek" not in vars(consumer)
+    consumer.resume_partitions({"events-3"})  # outside recovery, straight through
+    assert consumer.calls[-1] == "resume ['events-3']"
 
 
 def test_partitions_held_back_are_resumed_when_recovery_returns_without_a_seek(monkeypatch):
@@ -51,7 +70,19 @@ def test_partitions_held_back_are_resumed_when_recovery_returns_without_a_seek(m
     consumer = Consumer()
     asyncio.run(faust_fixes._seek_then_resume(recovery_with(consumer)))
     assert consumer.calls == ["resume ['events-2']"]
-    assert "perform_seek" not in vars(consumer)
+
+
+def test_two_overlapping_recoveries_resume_everything_once_each_seek_is_done(monkeypatch):
+    monkeypatch.setattr(faust_fixes, "_on_recovery_completed", faust_order({"events-0"}))
+    consumer = Consumer()
+
+    async def both() -> None:
+        recovery = recovery_with(consumer)
+        await asyncio.gather(faust_fixes._seek_then_resume(recovery), faust_fixes._seek_then_resume(recovery))
+
+    asyncio.run(both())
+    assert consumer.calls[0] == "seek" and "resume ['events-0']" in consumer.calls
+    assert consumer.calls.index("resume ['events-0']") > 0 and consumer.calls.count("ready") == 2
 
 
 def test_the_worker_writes_out_before_faust_flushes_for_a_commit(monkeypatch):

@@ -21,6 +21,7 @@ from typing import Any, Awaitable, Callable
 from weakref import WeakKeyDictionary
 
 from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import Producer
 from faust.transport.producer import ProducerBuffer
 
@@ -43,27 +44,48 @@ async def _flush_with_pending_outputs(self: Producer) -> None:
     await _producer_flush(self)
 
 
+class _Held:
+    """Stream partitions Faust asked to resume while a seek is still to come."""
+
+    def __init__(self) -> None:
+        self.partitions: set[Any] = set()
+
+
+_held: WeakKeyDictionary[Any, _Held] = WeakKeyDictionary()
+_resume_partitions_now = Consumer.resume_partitions
+_perform_seek_now = Consumer.perform_seek
+
+
+def _resume_partitions(self: Consumer, tps: Any) -> None:
+    held = _held.get(self)
+    if held is None:
+        _resume_partitions_now(self, tps)
+    else:
+        held.partitions.update(tps)
+
+
+async def _perform_seek(self: Consumer) -> None:
+    await _perform_seek_now(self)
+    _release(self)
+
+
+def _release(consumer: Consumer, only: _Held | None = None) -> None:
+    held = _held.get(consumer)
+    if held is None or (only is not None and held is not only):
+        return
+    del _held[consumer]
+    if held.partitions:
+        _resume_partitions_now(consumer, held.partitions)
+
+
 async def _seek_then_resume(self: Recovery, generation_id: int = 0) -> None:
     consumer = self.app.consumer
-    held: set[Any] = set()
-    seek = consumer.perform_seek
-
-    async def seek_and_release() -> None:
-        await seek()
-        release()
-
-    def release() -> None:
-        del consumer.resume_partitions, consumer.perform_seek  # back to the class's methods
-        if held:
-            consumer.resume_partitions(held)
-
-    consumer.resume_partitions = held.update  # type: ignore[method-assign]
-    consumer.perform_seek = seek_and_release  # type: ignore[method-assign]
+    mine = _held.get(consumer) or _Held()
+    _held[consumer] = mine
     try:
         await _on_recovery_completed(self, generation_id)
     finally:
-        if "perform_seek" in vars(consumer):  # no seek happened (empty assignment, rebalance again)
-            release()
+        _release(consumer, only=mine)  # no seek happened (empty assignment, a new rebalance): resume now
 
 
 def flush_before_commit(app: Any, hook: Callable[[], Awaitable[None]]) -> None:
@@ -79,4 +101,6 @@ def apply() -> None:
         ProducerBuffer.flush = _flush_until_empty  # type: ignore[method-assign]
         Producer.flush = _flush_with_pending_outputs  # type: ignore[method-assign]
         Recovery.on_recovery_completed = _seek_then_resume  # type: ignore[method-assign]
+        Consumer.resume_partitions = _resume_partitions  # type: ignore[method-assign]
+        Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
         _applied = True
