@@ -231,21 +231,15 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     async def process(stream: Any) -> None:
         faust_fixes.flush_before_commit(app, flush)
         writing: asyncio.Future[None] | None = None
-        # Faust hands over what it has buffered, up to a batch (less per-event work in Faust than one
-        # event at a time); acknowledged after the loop body, committed only after their write-out.
-        async for events in stream.take_events(settings.process_batch, within=settings.process_within):
-            for event in events:
-                await handle(event)
-            rt.pending.events += len(events)
-            # Written out in the background while the next events are handled; one write-out at a
-            # time, so the stream waits when Kafka is the slower side.
-            if writing is not None and not writing.done():
-                if rt.pending.events < settings.process_batch:
-                    continue
-                await writing
-            if writing is not None:
-                writing.result()  # a failed write-out stops the agent (its outputs were put back)
-            writing = asyncio.ensure_future(flush())
+        async for event in stream.events():
+            await handle(event)
+            rt.pending.events += 1
+            if rt.pending.events >= settings.process_batch:
+                # Written out in the background while the next events are handled; one write-out at a
+                # time, so the stream waits when Kafka is the slower side.
+                if writing is not None:
+                    await writing  # and a failed write-out stops the agent (its outputs were put back)
+                writing = asyncio.ensure_future(flush())
 
     seen_at_last_tick = {"events": -1}
 
