@@ -1,10 +1,10 @@
-"""What the worker holds between write-outs (workers.kafka.batch.Pending): a failed write-out is put back
+"""What the worker holds between write-outs (workers.kafka.pending.Pending): a failed write-out is put back
 in front of what came after it, so the retry sends everything, in order, with each account's latest state."""
 
 from __future__ import annotations
 
 from workers.engine import Engine
-from workers.kafka.batch import Pending
+from workers.kafka.pending import Pending
 from workers.rules import load_policy
 from factory import ev
 

@@ -29,7 +29,7 @@ from workers.actions import Action
 from workers.engine import Engine, Step
 from workers.events import InvalidEvent
 from workers.kafka import faust_fixes
-from workers.kafka.batch import Pending
+from workers.kafka.pending import Pending
 from workers.kafka import tansu as tansu_workarounds
 from workers.kafka.clock import Clock
 from workers.kafka.codec import dead_letter, decode_message
@@ -117,7 +117,6 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     events_topic = app.topic(topics.events, key_type=bytes, value_type=bytes)
     ticks_topic = app.topic(topics.ticks, key_type=bytes, value_type=bytes)
     actions_topic = app.topic(topics.actions, key_type=bytes, value_type=bytes)
-    audit_topic = app.topic(topics.audit, key_type=bytes, value_type=bytes)
     dlq_topic = app.topic(topics.dlq, key_type=bytes, value_type=bytes)
     hubspot_topic = app.topic(topics.hubspot_raw, key_type=bytes, value_type=bytes)
     json_schema = faust.Schema(key_serializer="json", value_serializer="json")
@@ -241,16 +240,17 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
                     await writing  # and a failed write-out stops the agent (its outputs were put back)
                 writing = asyncio.ensure_future(flush())
 
-    seen_at_last_tick = {"events": -1}
+    seen_at_last_tick = -1
 
     @app.timer(settings.process_within)
     async def flush_when_idle() -> None:
         # When events are few, a decision waits at most this long for its write-out. Under load the size
         # bound and the commits write out instead, in fewer and larger batches.
+        nonlocal seen_at_last_tick
         events = rt.pending.events
-        if events == seen_at_last_tick["events"] or events >= settings.process_batch // 2:
+        if events == seen_at_last_tick or events >= settings.process_batch // 2:
             await flush()
-        seen_at_last_tick["events"] = rt.pending.events
+        seen_at_last_tick = rt.pending.events
 
     @app.agent(hubspot_topic, name="normalize-hubspot")
     async def normalize_hubspot(stream: Any) -> None:

@@ -10,7 +10,7 @@
    acknowledged before the seek resets the consumer's bookkeeping; seen here as a few offsets per
    partition that never count as acknowledged again (commits stop for good: a restarted worker never
    catches up) or events that are not handled. The fix: seek first, then resume.
-3. The worker holds its outputs back to write them in batches (workers.kafka.batch). Faust commits an
+3. The worker holds its outputs back to write them in batches (workers.kafka.pending). Faust commits an
    event's offset once the agent has moved past it, after calling `producer.flush()`; registering the
    worker's own flush there keeps every commit behind the outputs of the events it covers.
 """

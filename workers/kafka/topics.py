@@ -4,6 +4,7 @@ read a group's committed offsets and the topics' high watermarks (lag, quiescenc
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from typing import Iterable
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -34,31 +35,34 @@ def ensure_topics(settings: Settings, replication: int = 1) -> None:
 def high_watermarks(settings: Settings, topics: Iterable[str], timeout: float = 10.0) -> dict[TopicPartition, int]:
     """True end offsets of every partition of `topics`, read from fetch responses: Tansu's ListOffsets
     is wrong for multi-record batches (see workers.kafka.tansu), a fetch's high watermark is right on both."""
-    return high_watermarks_of(settings, None, topics=topics, timeout=timeout)
+    with closing(_plain_consumer(settings)) as consumer:
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        return _fetched_ends(consumer, partitions, timeout)
 
 
-def high_watermarks_of(settings: Settings, partitions: Iterable[tuple[str, int]] | None, *,
-                       topics: Iterable[str] = (), timeout: float = 10.0) -> dict[TopicPartition, int]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
-                             **settings.kafka_python_security())
-    try:
-        if partitions is None:
-            partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-        else:
-            partitions = [TopicPartition(t, p) for t, p in partitions]
-        if not partitions:
-            return {}
-        consumer.assign(partitions)
-        # From each partition's end as ListOffsets sees it, one fetch round answers for all of them with
-        # the real high watermark, even when it returns no records.
-        consumer.seek_to_end()
-        deadline = time.monotonic() + timeout
-        while any(consumer.highwater(tp) is None for tp in partitions) and time.monotonic() < deadline:
-            consumer.poll(timeout_ms=50, update_offsets=False)
-        marks = {tp: max(consumer.highwater(tp) or 0, consumer.position(tp)) for tp in partitions}
-        return marks
-    finally:
-        consumer.close()
+def high_watermarks_of(settings: Settings, partitions: Iterable[tuple[str, int]],
+                       timeout: float = 10.0) -> dict[TopicPartition, int]:
+    """The same, for given (topic, partition) pairs."""
+    with closing(_plain_consumer(settings)) as consumer:
+        return _fetched_ends(consumer, [TopicPartition(t, p) for t, p in partitions], timeout)
+
+
+def _plain_consumer(settings: Settings) -> KafkaConsumer:
+    return KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
+                         **settings.kafka_python_security())
+
+
+def _fetched_ends(consumer: KafkaConsumer, partitions: list[TopicPartition], timeout: float) -> dict[TopicPartition, int]:
+    if not partitions:
+        return {}
+    consumer.assign(partitions)
+    # From each partition's end as ListOffsets sees it, one fetch round answers for all of them with
+    # the real high watermark, even when it returns no records.
+    consumer.seek_to_end()
+    deadline = time.monotonic() + timeout
+    while any(consumer.highwater(tp) is None for tp in partitions) and time.monotonic() < deadline:
+        consumer.poll(timeout_ms=50, update_offsets=False)
+    return {tp: max(consumer.highwater(tp) or 0, consumer.position(tp)) for tp in partitions}
 
 
 def committed_offsets(settings: Settings, group: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:

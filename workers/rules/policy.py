@@ -229,7 +229,8 @@ class _Builder:
                         thresholds, status_programs, flag_programs)
         policy._status_all = _STATUS_ENV.compile(_first_match_expression(status_rules))
         policy._flags_all = _FLAG_ENV.compile("[" + ", ".join(f"({r.when})" for r in flag_rules) + "]")
-        buckets = {name: flips for name, flips in thresholds.items() if name in compared_exactly(conditions)}
+        exact = compared_exactly(conditions)
+        buckets = {name: flips for name, flips in thresholds.items() if name in exact}
         policy._status_memo = Memo([r.when for r in status_rules], list(FACT_TYPES), buckets)
         policy._flags_memo = Memo([r.when for r in flag_rules], [*FACT_TYPES, "status"], buckets)
         return policy
