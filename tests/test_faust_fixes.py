@@ -9,6 +9,8 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
+from mode import Service
+from mode.utils.locks import Event
 
 from workers.kafka import faust_fixes
 
@@ -104,3 +106,95 @@ def test_the_worker_writes_out_before_faust_flushes_for_a_commit(monkeypatch):
     faust_fixes.flush_before_commit(app, write_out)  # registering twice (an agent restart) runs it once
     asyncio.run(faust_fixes._flush_with_pending_outputs(producer))
     assert order == ["write-out", "faust flush"]
+
+
+class Delivering(Service):
+    """A mode service with the two things `_deliver` uses of Faust's consumer: `suspend_flow` (set while
+    a rebalance stops the flow) and `wait_first`, mode's own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.suspend_flow = Event()
+        self.tasks_made = 0
+
+    async def wait_first(self, *coros, timeout=None):
+        self.tasks_made += len(coros) + 2  # mode makes a task per argument, plus stopped and crashed
+        return await super().wait_first(*coros, timeout=timeout)
+
+
+def test_a_message_that_needs_no_waiting_is_delivered_without_any_task():
+    delivered: list[str] = []
+
+    async def on_message(message: str) -> None:
+        delivered.append(message)
+
+    async def run() -> Delivering:
+        consumer = Delivering()
+        for message in ("a", "b", "c"):
+            await faust_fixes._deliver(consumer, on_message, message)
+        return consumer
+
+    consumer = asyncio.run(run())
+    assert delivered == ["a", "b", "c"] and consumer.tasks_made == 0
+
+
+def test_a_message_that_must_wait_for_room_is_delivered_once_there_is_room():
+    steps: list[str] = []
+
+    async def run() -> Delivering:
+        consumer = Delivering()
+        room = asyncio.get_running_loop().create_future()
+
+        async def on_message(message: str) -> str:
+            steps.append(f"{message}: buffer full")
+            got = await room  # e.g. a full stream buffer
+            steps.append(f"{message}: {got}")
+            await asyncio.sleep(0)  # and a bare yield, as mode's queues do
+            steps.append(f"{message}: delivered")
+            return message
+
+        asyncio.get_running_loop().call_later(0.01, room.set_result, "room")
+        await faust_fixes._deliver(consumer, on_message, "a")
+        return consumer
+
+    consumer = asyncio.run(run())
+    assert steps == ["a: buffer full", "a: room", "a: delivered"] and consumer.tasks_made == 4
+
+
+def test_a_waiting_delivery_is_abandoned_when_the_flow_is_suspended_as_faust_would():
+    outcome: list[str] = []
+
+    async def run() -> None:
+        consumer = Delivering()
+        never = asyncio.get_running_loop().create_future()
+
+        async def on_message(message: str) -> None:
+            try:
+                await never
+            except asyncio.CancelledError:
+                outcome.append("cancelled inside the callback")
+                raise
+
+        asyncio.get_running_loop().call_later(0.01, consumer.suspend_flow.set)  # a rebalance starts
+        await faust_fixes._deliver(consumer, on_message, "a")
+        outcome.append("drain loop goes on")
+        await asyncio.sleep(0)  # mode cancels the loser without waiting for it, as it always has
+
+    asyncio.run(run())
+    assert outcome == ["drain loop goes on", "cancelled inside the callback"]
+
+
+def test_an_error_in_delivery_reaches_the_drain_loop_whether_or_not_it_waited():
+    async def fails_at_once(message: str) -> None:
+        raise ValueError("at once")
+
+    async def fails_later(message: str) -> None:
+        await asyncio.sleep(0)
+        raise ValueError("later")
+
+    async def run(callback) -> None:
+        await faust_fixes._deliver(Delivering(), callback, "a")
+
+    for callback, text in ((fails_at_once, "at once"), (fails_later, "later")):
+        with pytest.raises(ValueError, match=text):
+            asyncio.run(run(callback))

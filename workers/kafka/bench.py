@@ -99,9 +99,19 @@ def _worker_env(settings: Settings, work: Path, n: int) -> dict[str, str]:
     return env
 
 
-def _minimal_faust(settings: Settings, work: Path) -> WorkerProcess:
-    env = {**_worker_env(settings, work, 99), "CLIENTSHIFT_GROUP_ID": f"{settings.group_id}-minimal"}
-    return WorkerProcess(env, work / "minimal.log", command=("-m", "workers.kafka.bench_minimal")).start()
+def _minimal_faust(settings: Settings, work: Path, group: str, fixed: bool = False) -> WorkerProcess:
+    env = {**_worker_env(settings, work, 99), "CLIENTSHIFT_GROUP_ID": group,
+           "CLIENTSHIFT_BENCH_FAUST_FIXES": "1" if fixed else "0"}
+    return WorkerProcess(env, work / f"{group}.log", command=("-m", "workers.kafka.bench_minimal")).start()
+
+
+def _minimal_rate(settings: Settings, work: Path, events: int, fixed: bool) -> float:
+    group = f"{settings.group_id}-minimal{'-fixed' if fixed else ''}"
+    process = _minimal_faust(settings, work, group, fixed)
+    try:
+        return events / _until_drained(settings, group, [process], 900)
+    finally:
+        process.stop()
 
 
 def _latencies(settings: Settings, sent: dict[str, float]) -> list[float]:
@@ -142,9 +152,9 @@ def run(events: int, accounts: int, console: Console) -> None:
         with console.status("raw aiokafka loop ..."):
             raw = _raw_loop(settings, events)
         with console.status("minimal Faust agent ..."):
-            minimal_proc = _minimal_faust(settings, work)
-            minimal = events / _until_drained(settings, f"{settings.group_id}-minimal", [minimal_proc], 900)
-            minimal_proc.stop()
+            minimal = _minimal_rate(settings, work, events, fixed=False)
+        with console.status("minimal Faust agent on the worker's Faust fixes ..."):
+            minimal_fixed = _minimal_rate(settings, work, events, fixed=True)
         with console.status("full worker, one process ..."):
             worker = WorkerProcess(_worker_env(settings, work, 0), work / "worker-0.log").start()
             full = events / _until_drained(settings, settings.group_id, [worker], 900)
@@ -158,6 +168,7 @@ def run(events: int, accounts: int, console: Console) -> None:
             for worker in pair:
                 worker.stop()
     for name, rate in [("raw aiokafka consumer + json.loads", raw), ("minimal Faust agent (decode only)", minimal),
+                       ("minimal Faust agent + workers.kafka.faust_fixes", minimal_fixed),
                        ("full worker: state, rules, actions (1 process)", full),
                        ("full worker (2 processes, 2 cores)", two)]:
         table.add_row(name, f"{rate:,.0f}", f"{rate / raw:.3f}x", f"{rate / minimal:.2f}x")
