@@ -72,3 +72,28 @@ def test_oversize_events_are_rejected_before_parsing():
 def test_non_utf8_bytes_are_rejected_not_crashed():
     with pytest.raises(InvalidEvent, match="not valid JSON"):
         parse_event(b"\xff\xfe{}")
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_numbers_json_cannot_carry_are_rejected_from_bytes_and_from_decoded_events(literal):
+    # Python's json reads these; state holding one could not be written to the changelog and read back.
+    text = json.dumps(raw("property.changed", "a", "2026-01-01T00:00:00Z", name="score", value=0)).replace(
+        '"value": 0', f'"value": {literal}')
+    with pytest.raises(InvalidEvent, match="not valid JSON"):
+        parse_event(text.encode())
+    with pytest.raises(InvalidEvent, match="not representable as JSON"):
+        parse_event(json.loads(text))
+
+
+def test_state_from_a_huge_integer_property_can_be_written_and_read_back():
+    import orjson
+
+    from workers.engine import Engine
+    from workers.rules.policy import load_policy
+    from workers.state import AccountState
+
+    event = parse_event(json.dumps(raw("property.changed", "a", "2026-01-01T00:00:00Z", name="n", value=2**70)))
+    assert event.data["value"] == float(2**70)
+    engine = Engine(load_policy(None))
+    state = engine.handle(engine.new_state("a"), event).state
+    assert AccountState.from_dict(orjson.loads(orjson.dumps(state.to_dict()))) == state

@@ -198,3 +198,25 @@ def test_an_error_in_delivery_reaches_the_drain_loop_whether_or_not_it_waited():
     for callback, text in ((fails_at_once, "at once"), (fails_later, "later")):
         with pytest.raises(ValueError, match=text):
             asyncio.run(run(callback))
+
+
+def test_the_quiet_monitor_skips_per_message_bookkeeping_and_the_worker_uses_it():
+    import faust
+
+    app = faust.App("quiet-monitor-test", broker="kafka://127.0.0.1:1", Monitor=faust_fixes.QuietMonitor)
+    monitor = app.monitor
+    assert isinstance(monitor, faust_fixes.QuietMonitor)
+    message = SimpleNamespace(time_in=None)
+    monitor.on_message_in("tp", 1, message)
+    assert monitor.on_stream_event_in("tp", 1, object(), object()) is None
+    monitor.on_stream_event_out("tp", 1, object(), object(), None)
+    monitor.on_message_out("tp", 1, message)
+    assert (monitor.messages_received_total, monitor.events_total, message.time_in) == (0, 0, None)
+    from workers.kafka.app import create_app
+    from workers.kafka.clock import make_clock
+    from workers.kafka.settings import Settings
+    from workers.rules.policy import load_policy
+
+    settings = Settings(broker="127.0.0.1:1")
+    worker = create_app(settings, load_policy(None), make_clock(settings.clock), lambda echo_store: None)
+    assert isinstance(worker.monitor, faust_fixes.QuietMonitor)

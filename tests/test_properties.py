@@ -89,3 +89,16 @@ def test_one_account_alone_gets_what_the_whole_stream_gives_it(stream):
         assert alone.accounts[account] == whole.accounts[account]
         assert alone.actions == [a for a in whole.actions if a.account == account]
         assert alone.decisions == [d for d in whole.decisions if d.account == account]
+
+
+@FAST
+@given(streams())
+def test_the_changelog_row_is_the_state_as_json_and_reads_back_as_the_same_state(stream):
+    import orjson
+
+    from workers.state import AccountState
+
+    for state in replay(stream, POLICY, as_of=AS_OF).accounts.values():
+        row = state.to_json()
+        assert row == orjson.dumps(state.to_dict())
+        assert AccountState.from_dict(orjson.loads(row)) == state

@@ -109,6 +109,7 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         # Room for a batch's records per partition in one record batch (workers.kafka.outbox); well
         # under a broker's default 1 MiB message limit.
         producer_max_batch_size=256 * 1024,
+        Monitor=faust_fixes.QuietMonitor,
         **tansu_workarounds.faust_settings(tansu),
     )
     app.clientshift = rt  # type: ignore[attr-defined]
@@ -175,7 +176,7 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
             outbox.add(topics.audit, partition, None, orjson.dumps(records))
         await outbox.flush()  # the actions are in Kafka before any state that says their events were seen
         for account, (state, partition) in pending.states.items():
-            outbox.add(accounts_changelog, partition, orjson.dumps(account), orjson.dumps(state.to_dict()))
+            outbox.add(accounts_changelog, partition, orjson.dumps(account), state.to_json())
         for account, (due, partition) in pending.deadlines.items():
             outbox.add(deadlines_changelog, partition, orjson.dumps(account),
                        None if due is None else orjson.dumps(due))
@@ -307,7 +308,7 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     async def sink(stream: Any) -> None:
         name = settings.connector if not settings.dry_run else "dry-run"
         async for batch in stream.take(settings.sink_batch, within=settings.sink_within):
-            actions = [Action.from_dict(json.loads(value)) for value in batch]
+            actions = [Action.from_dict(orjson.loads(value)) for value in batch]
             if rt.connector is None:
                 rt.connector = rt.connector_factory()
             if rt.connector is None:  # dry run: planned, not written
