@@ -200,7 +200,7 @@ def test_an_error_in_delivery_reaches_the_drain_loop_whether_or_not_it_waited():
             asyncio.run(run(callback))
 
 
-def test_the_quiet_monitor_skips_per_message_bookkeeping_and_the_worker_uses_it():
+def test_the_quiet_monitor_skips_per_message_bookkeeping_and_the_worker_runs_faust_so():
     import faust
 
     app = faust.App("quiet-monitor-test", broker="kafka://127.0.0.1:1", Monitor=faust_fixes.QuietMonitor)
@@ -217,6 +217,19 @@ def test_the_quiet_monitor_skips_per_message_bookkeeping_and_the_worker_uses_it(
     from workers.kafka.settings import Settings
     from workers.rules.policy import load_policy
 
-    settings = Settings(broker="127.0.0.1:1")
+    settings = Settings(broker="127.0.0.1:1", stream_buffer=12_345)
     worker = create_app(settings, load_policy(None), make_clock(settings.clock), lambda echo_store: None)
     assert isinstance(worker.monitor, faust_fixes.QuietMonitor)
+    assert worker.conf.stream_buffer_maxsize == 12_345
+
+
+def test_faust_s_consumer_loop_is_replaced_only_while_it_is_the_one_copied():
+    from faust.transport.consumer import Consumer
+
+    faust_fixes.apply()
+    assert Consumer._drain_messages is faust_fixes._drain_messages  # the installed Faust's loop matched
+
+    async def some_other_loop(self, fetcher):
+        await self.wait_first(self.something_else())
+
+    assert not faust_fixes._is_the_loop_we_copied(some_other_loop)

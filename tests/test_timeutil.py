@@ -31,3 +31,11 @@ def test_edges_of_the_fast_path_round_trip():
     for text in ("1970-01-01T00:00:00Z", "1970-01-01T23:59:59Z", "2024-02-29T12:00:00Z",
                  "9999-12-31T23:59:59Z", "2026-01-01T00:00:00.250Z", "1969-12-31T23:59:59Z"):
         assert format_rfc3339(parse_rfc3339(text)) == text
+
+
+def test_rounding_to_the_microsecond_matches_datetime_at_the_tricky_places():
+    tricky = [0.0000005, 0.0000015, 0.0000025, 0.9999995, 0.9999994, 59.9999996, 86_399.9999996,
+              1_767_225_599.9999996, 1_767_225_600.0005, 1_767_225_600.0015, 1_767_225_600.001,
+              253_402_300_798.9999999, 253_402_300_799.5]
+    for epoch in tricky:
+        assert format_rfc3339(epoch) == by_datetime(epoch), epoch

@@ -29,6 +29,7 @@ from typing import Any, Awaitable, Callable
 from weakref import WeakKeyDictionary
 
 import asyncio
+import inspect
 from typing import Generator
 
 from faust.sensors import Monitor
@@ -211,6 +212,16 @@ class QuietMonitor(Monitor):
         pass
 
 
+def _is_the_loop_we_copied(loop: Any) -> bool:
+    # Replace Faust's loop only while it is the one `_drain_messages` was copied from: a Faust release
+    # that changes it keeps its own loop (slower, never wrong).
+    try:
+        source = inspect.getsource(loop)
+    except (OSError, TypeError):
+        return False
+    return "self.wait_first(" in source and "callback(message), self.suspend_flow.wait()" in source
+
+
 def flush_before_commit(app: Any, hook: Callable[[], Awaitable[None]]) -> None:
     """Run `hook` whenever Faust flushes the app's producer (before every offset commit, and at stop)."""
     hooks = _before_flush.setdefault(app.producer, [])
@@ -226,5 +237,6 @@ def apply() -> None:
         Recovery.on_recovery_completed = _seek_then_resume  # type: ignore[method-assign]
         Consumer.resume_partitions = _resume_partitions  # type: ignore[method-assign]
         Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
-        Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+        if _is_the_loop_we_copied(Consumer._drain_messages):
+            Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
         _applied = True

@@ -48,6 +48,7 @@ class Settings:
     deadline_interval: float = 1.0
     process_batch: int = 500
     process_within: float = 0.05
+    stream_buffer: int = 32_768
     sink_batch: int = 500
     sink_within: float = 0.5
     topics: Topics = field(default_factory=Topics)
@@ -79,6 +80,7 @@ class Settings:
             deadline_interval=float(get("CLIENTSHIFT_DEADLINE_INTERVAL", "1.0")),
             process_batch=int(get("CLIENTSHIFT_PROCESS_BATCH", "500")),
             process_within=float(get("CLIENTSHIFT_PROCESS_WITHIN", "0.05")),
+            stream_buffer=int(get("CLIENTSHIFT_STREAM_BUFFER", "32768")),
             sink_batch=int(get("CLIENTSHIFT_SINK_BATCH", "500")),
             sink_within=float(get("CLIENTSHIFT_SINK_WITHIN", "0.5")),
             topics=topics,
