@@ -80,13 +80,15 @@ def _json_extra(value: Any) -> Any:
 
 
 def _compile_evolve() -> Any:
-    # Straight-line code, one statement per field, generated from the field list: about three times
-    # faster than looping over the names, and it runs for every event and every deadline.
+    # Straight-line code generated from the field list: every field copied through its slot descriptor,
+    # then the changed ones set. About three times faster than dataclasses.replace or a loop over the
+    # names, and it runs twice for every event.
     lines = ["def evolve(self, changes):", "    new = new_state(AccountState)"]
-    lines += [f"    set_field(new, {name!r}, changes.get({name!r}, self.{name}))" for name in _FIELDS]
-    lines.append("    return new")
+    lines += [f"    set_{name}(new, self.{name})" for name in _FIELDS]
+    lines += ["    for name, value in changes.items():", "        set_field(new, name, value)", "    return new"]
     namespace: dict[str, Any] = {"new_state": object.__new__, "set_field": object.__setattr__,
                                  "AccountState": AccountState}
+    namespace.update({f"set_{name}": getattr(AccountState, name).__set__ for name in _FIELDS})
     exec("\n".join(lines), namespace)  # noqa: S102 - the source is the dataclass's own field names
     return namespace["evolve"]
 

@@ -26,20 +26,25 @@ class Memo:
         # keep their exact value in the key.
         self.buckets = {name: flips for name, flips in buckets.items() if name in self.reads}
         self.answers: dict[tuple[Any, ...], Any] = {}
+        self.key = self._compile_key()
 
-    def key(self, facts: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        parts = []
-        for name in self.reads:
-            value = facts[name]
-            flips = self.buckets.get(name)
-            if flips is not None and value is not None:
-                value = bisect_right(flips, value)
-            elif isinstance(value, list):
-                value = tuple(value)
-            elif isinstance(value, dict):
-                return None  # raw properties: evaluated every time
-            parts.append(value)
-        return tuple(parts)
+    def _compile_key(self) -> Callable[[Mapping[str, Any]], tuple[Any, ...] | None]:
+        """The key of a facts mapping, as straight-line code over `reads` (it runs twice per evaluation):
+        a bucketed counter becomes the index of its bucket, a list a tuple, and a dict (raw properties)
+        means no key, so the conditions are evaluated every time."""
+        lines = ["def key(facts):"]
+        namespace: dict[str, Any] = {"bisect_right": bisect_right}
+        for n, name in enumerate(self.reads):
+            lines.append(f"    v{n} = facts[{name!r}]")
+            if name in self.buckets:
+                namespace[f"flips{n}"] = self.buckets[name]
+                lines.append(f"    if v{n} is not None: v{n} = bisect_right(flips{n}, v{n})")
+            else:
+                lines.append(f"    if isinstance(v{n}, list): v{n} = tuple(v{n})")
+                lines.append(f"    elif isinstance(v{n}, dict): return None")
+        lines.append(f"    return ({''.join(f'v{n}, ' for n in range(len(self.reads)))})")
+        exec("\n".join(lines), namespace)  # noqa: S102 - generated from fact names checked against the schema
+        return namespace["key"]  # type: ignore[no-any-return]
 
     def answer(self, facts: Mapping[str, Any], compute: Callable[[Mapping[str, Any]], Any]) -> Any:
         key = self.key(facts)
