@@ -25,12 +25,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
-from weakref import WeakKeyDictionary
-
 import asyncio
 import inspect
-from typing import Generator
+from typing import Any, Awaitable, Callable, Generator
+from weakref import WeakKeyDictionary
 
 from faust.sensors import Monitor
 from faust.tables.recovery import Recovery
