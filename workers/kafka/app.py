@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -330,8 +331,9 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
                     log.error("CRM refuses writes; sink paused", extra={"connector": name,
                                                                          "resume_in": paused.resume_in})
                     await asyncio.sleep(min(paused.resume_in, 60.0))
+            for outcome, count in Counter(result.outcome for result in results).items():
+                metrics.ACTIONS.labels(name, outcome.value).inc(count)
             for result in results:
-                metrics.ACTIONS.labels(name, result.outcome.value).inc()
                 if result.outcome is Outcome.PERMANENT:
                     await to_dlq("action", result.detail, json.dumps(result.action.to_dict()).encode(), None,
                                  account=result.action.account, key=result.action.key, connector=name)
