@@ -29,7 +29,7 @@ def parse_date(text: str) -> float:
 
 def format_rfc3339(epoch: float) -> str:
     """Canonical output form: UTC, `Z`, milliseconds only when present (stable across runs)."""
-    if 0 <= epoch < _YEAR_10000 - 1:
+    if 0 <= epoch < _YEAR_10000 - 1:  # a second short, so rounding up never reaches year 10000
         # The usual range, by arithmetic and a cached date: about three times faster than datetime, and
         # this runs for every decision the worker writes. It rounds as datetime.fromtimestamp does (to the
         # microsecond, half to even) and prints what isoformat prints (tests/test_timeutil.py).

@@ -115,17 +115,13 @@ class _Resumed:
                 coro.close()
                 raise
             except BaseException as exc:  # noqa: BLE001 - cancellation goes on into the coroutine
-                step = coro.throw, exc
+                advance, argument = coro.throw, exc
             else:
-                step = coro.send, sent
+                advance, argument = coro.send, sent
             try:
-                pending = step[0](step[1])
+                pending = advance(argument)
             except StopIteration as done:
                 return done.value
-
-
-async def _resume(coro: Any, pending: Any) -> Any:
-    return await _Resumed(coro, pending)
 
 
 async def _deliver(consumer: Consumer, callback: Callable[[Any], Awaitable[None]], message: Any) -> None:
@@ -135,7 +131,7 @@ async def _deliver(consumer: Consumer, callback: Callable[[Any], Awaitable[None]
             pending = coro.send(None)
         except StopIteration:
             return  # delivered without waiting: the usual case, and no task was needed
-        await consumer.wait_first(_resume(coro, pending), consumer.suspend_flow.wait())
+        await consumer.wait_first(_Resumed(coro, pending), consumer.suspend_flow.wait())
     else:
         await consumer.wait_first(callback(message), consumer.suspend_flow.wait())
 
