@@ -233,3 +233,41 @@ def test_faust_s_consumer_loop_is_replaced_only_while_it_is_the_one_copied():
         await self.wait_first(self.something_else())
 
     assert not faust_fixes._is_the_loop_we_copied(some_other_loop)
+
+
+def test_a_stream_gives_the_event_loop_a_turn_every_few_events_not_before_each():
+    faust_fixes.apply()
+    import faust._cython.streams as compiled
+
+    assert isinstance(compiled.sleep, faust_fixes._YieldEvery)  # what Faust's compiled iterator awaits
+    every = 5
+
+    async def turns_over(events: int) -> list[int]:
+        sleep = faust_fixes._YieldEvery(every)
+        turned: list[int] = []
+        for event in range(1, events + 1):
+            ran = asyncio.Event()
+            asyncio.get_running_loop().call_soon(ran.set)  # runs only if the loop gets a turn
+            await sleep(0)
+            if ran.is_set():
+                turned.append(event)
+            await asyncio.sleep(0)  # settle the callback before the next event (it is not under test)
+        return turned
+
+    assert asyncio.run(turns_over(12)) == [5, 10]
+
+
+def test_a_real_delay_is_always_slept():
+    async def run() -> list[float]:
+        slept: list[float] = []
+
+        async def sleep(delay: float) -> None:
+            slept.append(delay)
+
+        yielding = faust_fixes._YieldEvery(100, sleep)
+        await yielding(0.25)
+        await yielding(0)
+        await yielding(0.5)
+        return slept
+
+    assert asyncio.run(run()) == [0.25, 0.5]

@@ -21,6 +21,11 @@
    the worker from ~3.5k to ~5.1k (`clientshift bench worker`).
 5. Faust's Monitor sensor times every message and event for statistics nothing here reads (the
    worker's metrics are its own, in Prometheus); `QuietMonitor` keeps the rest of it and skips those.
+6. Faust's stream iterator (the compiled one, faust._cython.streams) awaits `sleep(0)` before every
+   event: one full event-loop turn per event, about a sixth of the worker's main thread. It exists so
+   other tasks run while a stream has a backlog; `_YieldEvery` keeps that, once every
+   `STREAM_YIELD_EVERY` events (a stream with nothing queued still waits on its queue, as before).
+   Main-thread CPU per event: ~140 -> ~115 us.
 """
 
 from __future__ import annotations
@@ -136,6 +141,43 @@ async def _deliver(consumer: Consumer, callback: Callable[[Any], Awaitable[None]
         await consumer.wait_first(callback(message), consumer.suspend_flow.wait())
 
 
+STREAM_YIELD_EVERY = 50  # events between event-loop turns: ~6 ms of the worker's work
+
+
+class _Ready:
+    """An awaitable that is done at once: `await` on it does not give the event loop a turn."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        return iter(())
+
+
+class _YieldEvery:
+    """`asyncio.sleep` for Faust's stream iterator: `sleep(0)` yields every `every`-th time only."""
+
+    def __init__(self, every: int, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.every, self.sleep, self.calls = every, sleep, 0
+        self.ready = _Ready()
+
+    def __call__(self, delay: float) -> Awaitable[None]:
+        self.calls += 1
+        if delay or self.calls >= self.every:
+            self.calls = 0
+            return self.sleep(delay)
+        return self.ready
+
+
+def _yield_every_few_events() -> None:
+    try:
+        from faust._cython import streams as compiled_streams
+    except ImportError:  # pragma: no cover - a Faust without its compiled iterator keeps its own
+        return
+    if getattr(compiled_streams, "sleep", None) is asyncio.sleep:
+        # The compiled iterator looks `sleep` up in its module on every call.
+        compiled_streams.sleep = _YieldEvery(STREAM_YIELD_EVERY)
+
+
 async def _drain_messages(self: Consumer, fetcher: Any) -> None:  # pragma: no cover - Faust's loop
     # faust.transport.consumer.Consumer._drain_messages, with one change: each message is delivered by
     # `_deliver` instead of `wait_first(callback(message), suspend_flow.wait())`, which made four tasks
@@ -233,4 +275,5 @@ def apply() -> None:
         Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
         if _is_the_loop_we_copied(Consumer._drain_messages):
             Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+        _yield_every_few_events()
         _applied = True
