@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from connectors.base import ActionResult, Outcome
 from workers.actions import TAG, Action
 
 DEFAULT_DB = "clientshift-sandbox.db"
+BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's turn
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -38,13 +40,28 @@ CREATE TABLE IF NOT EXISTS tasks (
 class SandboxConnector:
     name = "sandbox"
 
-    def __init__(self, path: str | Path = DEFAULT_DB) -> None:
+    def __init__(self, path: str | Path = DEFAULT_DB, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.path = str(path)
         # Several worker processes may share one file: WAL plus a busy timeout lets them take turns.
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._set_up(sleep)
+
+    def _set_up(self, sleep: Callable[[float], None]) -> None:
+        # Switching a new file to WAL needs it to itself, and SQLite answers "database is locked" at once,
+        # without the busy timeout, while another process is writing to it in its first (rollback) mode:
+        # two workers starting on one new file did. Their turn comes soon; wait for it here.
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.executescript(_SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                sleep(0.05)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> SandboxConnector:

@@ -29,6 +29,29 @@ def test_sandbox_refuses_a_second_task_with_the_same_key_across_instances(tmp_pa
     assert [t["key"] for t in reopened.snapshot()["tasks"]] == ["k1", "k2"]
 
 
+def test_sandbox_waits_its_turn_while_another_process_writes_to_a_new_file(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "crm.db"
+    other = sqlite3.connect(db, isolation_level=None)  # another worker, first on the file: rollback mode
+    other.execute("CREATE TABLE elsewhere(x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO elsewhere VALUES (1)")  # and mid-write: SQLite refuses the WAL switch at once
+    waits = []
+
+    def other_finishes_while_we_wait(seconds: float) -> None:
+        waits.append(seconds)
+        if other.in_transaction:
+            other.execute("COMMIT")
+
+    crm = SandboxConnector(db, sleep=other_finishes_while_we_wait)
+    assert waits  # it did find the file locked, and waited instead of failing
+    assert crm.apply([task("a", "k1")])[0].outcome is Outcome.DONE
+    assert crm._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    crm.close()
+    other.close()
+
+
 def test_sandbox_tags_compare_before_write_and_remember_keys(tmp_path):
     crm = SandboxConnector(tmp_path / "crm.db")
     outcomes = [r.outcome for r in crm.apply([tag("a", "customer", "k1"), tag("a", "customer", "k2"),

@@ -14,4 +14,6 @@ ACTIONS = Counter("clientshift_actions_total", "Actions applied, by connector an
 CRM_LATENCY = Histogram("clientshift_crm_batch_seconds", "Time to apply one batch of actions", ["connector"])
 DLQ = Counter("clientshift_dlq_total", "Records sent to the dead-letter topic", ["kind"])
 LAG = Gauge("clientshift_consumer_lag", "Messages behind the high watermark", ["topic", "partition"])
+SINK_FAILURES = Counter("clientshift_sink_batch_failures_total",
+                        "Batches a connector failed with an error it did not classify; each is retried", ["connector"])
 PAUSED = Gauge("clientshift_connector_paused", "1 while the CRM refuses writes (e.g. a daily quota)", ["connector"])

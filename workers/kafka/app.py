@@ -21,10 +21,9 @@ import faust
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from connectors.base import Connector, ConnectorPaused, Outcome
+from connectors.base import Connector, Outcome
 from connectors.hubspot.echo import InMemoryLastWritten, drop_echoes
 from connectors.hubspot.normalize import Associations, EventMapping, normalize
-from connectors.retry import RetryPolicy, apply_with_retry
 from workers import metrics
 from workers.actions import Action
 from workers.engine import Engine, Step
@@ -36,6 +35,7 @@ from workers.kafka.clock import Clock
 from workers.kafka.codec import dead_letter, decode_message
 from workers.kafka.outbox import Outbox
 from workers.kafka.settings import Settings
+from workers.kafka.sink import deliver
 from workers.rules.policy import Policy
 from workers.state import AccountState
 from workers.timeutil import format_rfc3339
@@ -309,28 +309,20 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
                 done = committed.get(tp) or 0  # None until the first commit
                 metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - done))
 
+    def connector() -> Connector | None:
+        if rt.connector is None:
+            rt.connector = rt.connector_factory()
+        return rt.connector
+
     @app.agent(actions_topic, name="sink")
     async def sink(stream: Any) -> None:
         name = settings.connector if not settings.dry_run else "dry-run"
         async for batch in stream.take(settings.sink_batch, within=settings.sink_within):
             actions = [Action.from_dict(orjson.loads(value)) for value in batch]
-            if rt.connector is None:
-                rt.connector = rt.connector_factory()
-            if rt.connector is None:  # dry run: planned, not written
+            results = await deliver(actions, connector, name)
+            if results is None:  # dry run: planned, not written
                 metrics.ACTIONS.labels(name, "dry_run").inc(len(actions))
                 continue
-            while True:
-                try:
-                    with metrics.CRM_LATENCY.labels(name).time():
-                        results = await asyncio.to_thread(apply_with_retry, rt.connector, actions, RetryPolicy())
-                    metrics.PAUSED.labels(name).set(0)
-                    break
-                except ConnectorPaused as paused:
-                    # Nothing is acknowledged while paused: the batch stays in Kafka and is retried.
-                    metrics.PAUSED.labels(name).set(1)
-                    log.error("CRM refuses writes; sink paused", extra={"connector": name,
-                                                                         "resume_in": paused.resume_in})
-                    await asyncio.sleep(min(paused.resume_in, 60.0))
             for outcome, count in Counter(result.outcome for result in results).items():
                 metrics.ACTIONS.labels(name, outcome.value).inc(count)
             for result in results:
