@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 from workers.actions import Action
+from workers.fastinit import fast_frozen_init
 
 
 class Outcome(str, enum.Enum):
@@ -21,6 +22,7 @@ class Outcome(str, enum.Enum):
     PERMANENT = "permanent_error"  # will never work as sent (400, unknown record): dead-letter it
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class ActionResult:
     action: Action

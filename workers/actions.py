@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from string import Template
 from typing import Any, Mapping
 
+from workers.fastinit import fast_frozen_init
 from workers.rules.policy import Policy
 from workers.state import AccountState
 from workers.timeutil import DAY, format_rfc3339
@@ -19,6 +20,7 @@ TAG = "tag"
 TASK = "task"
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Action:
     type: str  # "tag" | "task"

@@ -13,6 +13,7 @@ from typing import Any
 from workers.actions import Action, plan_actions
 from workers.events import CanonicalEvent
 from workers.facts import compute_facts, next_change, with_status
+from workers.fastinit import fast_frozen_init
 from workers.rules.policy import Policy
 from workers.state import AccountState, apply_event
 from workers.timeutil import format_rfc3339
@@ -22,6 +23,7 @@ from workers.timeutil import format_rfc3339
 MAX_DEADLINES_PER_CATCH_UP = 100_000
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     """One evaluation of one account: the audit record of what was decided and why."""
@@ -47,6 +49,7 @@ class Decision:
         }
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Step:
     state: AccountState

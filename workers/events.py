@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import orjson
 
 import schemas
+from workers.fastinit import fast_frozen_init
 from workers.timeutil import format_rfc3339, parse_date, parse_rfc3339
 
 MAX_EVENT_BYTES = 64 * 1024
@@ -26,6 +27,7 @@ class InvalidEvent(ValueError):
         self.reason = reason
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class CanonicalEvent:
     id: str
