@@ -33,6 +33,7 @@ from workers.kafka.pending import Pending
 from workers.kafka import tansu as tansu_workarounds
 from workers.kafka.clock import Clock
 from workers.kafka.codec import dead_letter, decode_message
+from workers.kafka.due import DueIndex
 from workers.kafka.outbox import Outbox
 from workers.kafka.settings import Settings
 from workers.kafka.sink import deliver
@@ -55,6 +56,7 @@ class Runtime:
     pending: Pending = field(default_factory=Pending)
     flushing: asyncio.Lock = field(default_factory=asyncio.Lock)
     ticked: dict[str, float] = field(default_factory=dict)
+    due: DueIndex = field(default_factory=DueIndex)
     connector: Connector | None = None
     ready: bool = False
     # Shared by the sink's HubSpot connector (which records what it wrote) and the webhook normalizer
@@ -147,6 +149,7 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
                 deadlines.data.pop(state.account, None)
             else:
                 deadlines.data[state.account] = due
+                rt.due.add(state.account, due["due"])
             rt.pending.deadlines[state.account] = (due, partition)
         rt.pending.add(step, partition)
 
@@ -289,10 +292,14 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     @app.timer(settings.deadline_interval)
     async def fire_due_deadlines() -> None:
         now = rt.clock()
+        if rt.due.stale:
+            rt.due.rebuild(list(deadlines.items()))
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.events}
-        for account, entry in list(deadlines.items()):
+        # A row taken out here and not ticked belongs to a partition this worker no longer owns; the
+        # rebalance that took it away rebuilds the index.
+        for account, entry in list(rt.due.due(now, deadlines.data.get)):
             due = entry["due"]
-            if due <= now and entry["partition"] in owned and rt.ticked.get(account) != due:
+            if entry["partition"] in owned and rt.ticked.get(account) != due:
                 rt.ticked[account] = due
                 await ticks_topic.send(key=account.encode(), partition=entry["partition"], force=True,
                                        value=json.dumps({"account": account, "until": now}).encode())
@@ -355,9 +362,13 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     async def on_revoked(app_: Any, revoked: Any, **_: Any) -> None:
         rt.ready = False
         rt.ticked.clear()
+        rt.due.stale = True
 
     @app.on_rebalance_complete.connect
     async def on_rebalanced(sender: Any, **_: Any) -> None:
+        # Sent once the tables are recovered: rows restored from the changelogs are in the index's next
+        # rebuild.
+        rt.due.stale = True
         rt.ready = True
 
     return app

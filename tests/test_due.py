@@ -1,0 +1,52 @@
+"""workers.kafka.due: due deadline rows in time order, checked against the table they index."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from workers.kafka.due import DueIndex
+
+
+def row(due: float, partition: int = 0) -> dict:
+    return {"due": due, "partition": partition}
+
+
+def test_due_rows_come_out_in_time_order_and_only_once():
+    table = {"a": row(30.0), "b": row(10.0), "c": row(20.0), "d": row(99.0)}
+    index = DueIndex()
+    index.rebuild(table.items())
+    assert [account for account, _ in index.due(30.0, table.get)] == ["b", "c", "a"]
+    assert list(index.due(30.0, table.get)) == []  # taken out: the timer does not see them twice
+    assert [account for account, _ in index.due(100.0, table.get)] == ["d"]
+
+
+def test_a_row_that_moved_or_went_comes_out_at_its_new_time_or_not_at_all():
+    table = {"a": row(10.0), "b": row(10.0)}
+    index = DueIndex()
+    index.rebuild(table.items())
+    table["a"] = row(50.0)  # what the worker's keep() does: the table, and a push
+    index.add("a", 50.0)
+    del table["b"]  # no deadline any more
+    assert list(index.due(20.0, table.get)) == []
+    assert list(index.due(50.0, table.get)) == [("a", row(50.0))]
+
+
+def test_a_new_index_is_stale_until_built_from_the_table():
+    index = DueIndex()
+    assert index.stale
+    index.rebuild([("a", row(1.0))])
+    assert not index.stale and len(index) == 1
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcdefgh"), st.floats(0, 100)), max_size=40), st.floats(0, 100))
+def test_it_finds_exactly_what_a_scan_of_the_table_finds(writes, now):
+    table: dict[str, dict] = {}
+    index = DueIndex()
+    index.rebuild(table.items())
+    for account, due in writes:
+        if table.get(account) != row(due):
+            table[account] = row(due)
+            index.add(account, due)
+    scanned = sorted((entry["due"], account) for account, entry in table.items() if entry["due"] <= now)
+    assert [(entry["due"], account) for account, entry in index.due(now, table.get)] == scanned
