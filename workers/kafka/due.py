@@ -2,10 +2,9 @@
 
 The deadline timer used to scan every row each second, a cost that grows with the accounts a worker
 owns (a few ms a second at 30,000 rows, a large share of a core at millions) whether or not anything
-is due. This keeps the rows in time order instead. A
-row that changes is pushed again and its old entry is dropped when it comes up (it no longer matches
-the table); after a rebalance or a table recovery, rows arrive that were never pushed, so the index is
-rebuilt from the table once (`stale`).
+is due. This keeps the rows in time order instead. A row that changes is pushed again and its old
+entry is dropped when it comes up (it no longer matches the table); after a rebalance or a table
+recovery, rows arrive that were never pushed, so the index is rebuilt from the table once (`stale`).
 """
 
 from __future__ import annotations
