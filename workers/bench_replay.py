@@ -56,6 +56,34 @@ def generate(events: int, accounts: int, seed: int) -> list[dict[str, Any]]:
     return stream
 
 
+_WORDS = ("renewal", "quarterly", "review", "onboarding", "budget", "stakeholder", "pilot", "invoice",
+          "contact", "success", "plan", "migration", "training", "escalation", "roadmap", "account")
+
+
+def padded(stream: list[dict[str, Any]], size: int, seed: int) -> list[dict[str, Any]]:
+    """The same events, each about `size` bytes of JSON: free text in `data.notes`, which no rule reads.
+
+    Real CRM events carry many fields the rules never look at (a webhook's whole record, a CDC event's
+    header); the worker still decodes and validates all of it, and so do the baselines. An event already
+    that large is left as it is.
+    """
+    rng = random.Random(seed)
+    out = []
+    for event in stream:
+        room = size - len(json.dumps(event)) - len(', "notes": ""')
+        if room <= 0:
+            out.append(event)
+            continue
+        words: list[str] = []
+        length = -1
+        while length + 1 < room:
+            words.append(rng.choice(_WORDS))
+            length += len(words[-1]) + 1
+        notes = " ".join(words)[:room]
+        out.append({**event, "data": {**event["data"], "notes": notes}})
+    return out
+
+
 def baseline(events: list[Any]) -> dict[str, tuple[str, tuple[str, ...]]]:
     """The default policy hand-written in plain Python: same facts, same status and flags, evaluated
     at each event's time. No CEL, no deadlines, no dedupe, no actions: the floor for this work."""

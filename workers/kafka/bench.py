@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from workers.bench_replay import generate
+from workers.bench_replay import generate, padded
 from workers.kafka.local_broker import LocalBroker
 from workers.kafka.settings import Settings, Topics
 from workers.kafka.supervisor import WorkerProcess
@@ -144,8 +144,10 @@ def _latencies(settings: Settings, sent: dict[str, float]) -> list[float]:
     return out
 
 
-def run(events: int, accounts: int, console: Console) -> None:
+def run(events: int, accounts: int, console: Console, event_bytes: int | None = None) -> None:
     stream = generate(events, accounts, seed=11)
+    if event_bytes:
+        stream = padded(stream, event_bytes, seed=11)
     size = sum(len(json.dumps(e)) for e in stream) / len(stream)
     table = Table(title=f"Worker benchmark: {events:,} events (~{size:.0f} B), {accounts:,} accounts, 4 partitions")
     for column in ("what", "events/s", "vs raw loop", "vs minimal Faust"):
