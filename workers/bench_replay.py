@@ -63,9 +63,9 @@ _WORDS = ("renewal", "quarterly", "review", "onboarding", "budget", "stakeholder
 def padded(stream: list[dict[str, Any]], size: int, seed: int) -> list[dict[str, Any]]:
     """The same events, each about `size` bytes of JSON: free text in `data.notes`, which no rule reads.
 
-    Real CRM events carry many fields the rules never look at (a webhook's whole record, a CDC event's
-    header); the worker still decodes and validates all of it, and so do the baselines. An event already
-    that large is left as it is.
+    The issue's baselines were measured at ~1 KB, and real CRM events carry fields the rules never read
+    (a CDC event's header and changed fields, a backfilled record's properties): the worker still
+    decodes and validates all of it, and so do the baselines. An event already that large is left as it is.
     """
     rng = random.Random(seed)
     out = []
