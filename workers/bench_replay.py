@@ -74,13 +74,10 @@ def padded(stream: list[dict[str, Any]], size: int, seed: int) -> list[dict[str,
         if room <= 0:
             out.append(event)
             continue
-        words: list[str] = []
-        length = -1
-        while length + 1 < room:
-            words.append(rng.choice(_WORDS))
-            length += len(words[-1]) + 1
-        notes = " ".join(words)[:room]
-        out.append({**event, "data": {**event["data"], "notes": notes}})
+        notes = ""
+        while len(notes) < room:
+            notes += rng.choice(_WORDS) + " "
+        out.append({**event, "data": {**event["data"], "notes": notes[:room]}})
     return out
 
 
