@@ -3,7 +3,9 @@ real local broker and the table reports each (figures are the benchmark's busine
 
 from __future__ import annotations
 
+import os
 import re
+import time
 
 from rich.console import Console
 
@@ -21,9 +23,26 @@ def test_the_worker_benchmark_drains_the_topic_with_every_contender_and_reports_
     for row in ROWS:
         line = next((line for line in text.splitlines() if row in line), None)
         assert line is not None, f"no row for {row!r} in:\n{text}"
-        rate, vs_raw, vs_minimal = re.search(r"│\s*([\d,]+)\s*│\s*([\d.]+)x\s*│\s*([\d.]+)x\s*│", line).groups()
+        cells = re.search(r"│\s*([\d,]+)\s*│\s*([\d.]+)x\s*│\s*([\d.]+)x\s*│\s*(\d+)\s*│\s*(\d+)\s*│", line)
+        assert cells is not None, line
+        rate, vs_raw, vs_minimal, cpu_us, broker_us = cells.groups()
         assert int(rate.replace(",", "")) > 0 and float(vs_raw) > 0 and float(vs_minimal) > 0
+        # Every contender decodes every event, so none of them can have done it for free.
+        assert int(cpu_us) > 0 and int(broker_us) >= 0
+    cpu = re.search(r"full worker vs minimal Faust agent: (\d+) vs (\d+) µs, a ratio of ([\d.]+)x", text)
+    assert cpu is not None, text
+    assert abs(float(cpu.group(3)) - int(cpu.group(2)) / int(cpu.group(1))) < 0.05
     actions = re.search(r"latency over ([\d,]+) actions: p50 ([\d.]+) s, p99 ([\d.]+) s", text)
     assert actions is not None, text
     assert int(actions.group(1).replace(",", "")) > 0
     assert float(actions.group(2)) <= float(actions.group(3))
+
+
+def test_process_cpu_seconds_reads_this_process_as_the_os_counts_it():
+    """The figure the CPU columns rest on: /proc's user + system time of a process, in seconds."""
+    before = time.process_time()
+    while time.process_time() - before < 0.3:  # spend some CPU, so a wrong field would not read as ~0 too
+        pass
+    measured = bench.process_cpu_seconds(os.getpid())
+    assert measured is not None
+    assert abs(measured - time.process_time()) < 0.05  # /proc counts in ticks of 10 ms

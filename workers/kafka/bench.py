@@ -1,15 +1,20 @@
 """`clientshift bench worker`: the full worker against two baselines on the same topic, same run:
 a raw aiokafka loop that only reads and json-decodes, and a minimal Faust agent that only decodes.
-Also p50/p99 latency from produce to action, and two worker processes on two cores."""
+Also p50/p99 latency from produce to action, and two worker processes on two cores.
+
+Next to each rate it prints the CPU each contender and the broker spent per event: a rate alone does not
+say whether a process was busy or waiting (on fetches, on the broker, on other tenants of a shared
+machine), and so whether its own code, the broker or neither is what limits it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,61 @@ from workers.kafka.local_broker import LocalBroker
 from workers.kafka.settings import Settings, Topics
 from workers.kafka.supervisor import WorkerProcess
 from workers.kafka.topics import ensure_topics, high_watermarks
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU seconds a process has used so far (all its threads), from /proc; None where
+    there is no /proc (the figures are then left out, the rates are not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the command name, which is in parentheses and may itself contain spaces.
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One contender's drain of the events: wall time, and the CPU its processes and the broker used
+    meanwhile (None without /proc)."""
+
+    events: int
+    seconds: float
+    cpu: float | None
+    broker_cpu: float | None
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+    def cpu_us(self) -> str:
+        return "-" if self.cpu is None else f"{self.cpu / self.events * 1e6:.0f}"
+
+    def broker_us(self) -> str:
+        return "-" if self.broker_cpu is None else f"{self.broker_cpu / self.events * 1e6:.0f}"
+
+
+class CpuMeter:
+    """CPU used by some processes (and the broker) from `start()` to `stop()`."""
+
+    def __init__(self, pids: list[int], broker_pid: int | None) -> None:
+        self.pids, self.broker_pid = pids, broker_pid
+        self.began: float = 0.0
+        self.cpu: list[float | None] = []
+
+    def _read(self) -> list[float | None]:
+        own = [process_cpu_seconds(pid) for pid in self.pids]
+        cpu = None if None in own else sum(own)  # type: ignore[arg-type]
+        return [cpu, None if self.broker_pid is None else process_cpu_seconds(self.broker_pid)]
+
+    def start(self) -> None:
+        self.began, self.cpu = time.perf_counter(), self._read()
+
+    def stop(self, events: int) -> Measured:
+        seconds = time.perf_counter() - self.began
+        used = [None if a is None or b is None else b - a for a, b in zip(self.cpu, self._read())]
+        return Measured(events, seconds, used[0], used[1])
 
 
 def _settings(broker: str, tag: str) -> Settings:
@@ -49,50 +109,53 @@ def _produce(settings: Settings, events: list[dict[str, Any]]) -> dict[str, floa
     return sent
 
 
-def _raw_loop(settings: Settings, count: int) -> float:
+def _raw_loop(settings: Settings, count: int, broker_pid: int | None) -> Measured:
     from aiokafka import AIOKafkaConsumer
 
-    async def run() -> float:
+    meter = CpuMeter([os.getpid()], broker_pid)  # this process does nothing else meanwhile
+
+    async def run() -> Measured:
         consumer = AIOKafkaConsumer(settings.topics.events, bootstrap_servers=settings.bootstrap_servers[0],
                                     auto_offset_reset="earliest", group_id=f"{settings.group_id}-raw",
                                     enable_auto_commit=False)
         await consumer.start()
         seen = 0
-        started = None
         try:
             while seen < count:
                 batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
-                if started is None and batch:
-                    started = time.perf_counter()
+                if not seen and batch:
+                    meter.start()
                 for records in batch.values():
                     for record in records:
                         json.loads(record.value)
                         seen += 1
         finally:
             await consumer.stop()
-        return count / (time.perf_counter() - (started or time.perf_counter()))
+        return meter.stop(count)
 
     return asyncio.run(run())
 
 
-def _until_drained(settings: Settings, group: str, workers: list[WorkerProcess], timeout: float) -> float:
-    """Seconds from all workers ready until the group has committed the whole events topic."""
+def _until_drained(settings: Settings, group: str, workers: list[WorkerProcess], timeout: float,
+                   broker_pid: int | None = None) -> Measured:
+    """From all workers ready until the group has committed the whole events topic."""
     from kafka import KafkaConsumer
 
     ends = high_watermarks(settings, [settings.topics.events])  # fixed: everything was produced before
     for worker in workers:
         worker.wait_ready()
-    started = time.perf_counter()
+    meter = CpuMeter([worker.process.pid for worker in workers if worker.process], broker_pid)
+    meter.start()
     # One client for the whole wait, asking only for the committed offsets: a fresh lag query per look
     # cost enough CPU to have to look seldom, and looking once a second made the figures ±6% coarse.
     watcher = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group,
                             enable_auto_commit=False, **settings.kafka_python_security())
     try:
-        while time.perf_counter() - started < timeout:
+        while time.perf_counter() - meter.began < timeout:
             for worker in workers:
                 worker._check_alive()
             if all((watcher.committed(tp) or 0) >= end for tp, end in ends.items()):
-                return time.perf_counter() - started
+                return meter.stop(sum(ends.values()))
             time.sleep(0.1)  # a benchmark polling another process's commits, not a test's synchronisation
     finally:
         watcher.close()
@@ -114,11 +177,11 @@ def _minimal_faust(settings: Settings, work: Path, group: str, fixed: bool = Fal
     return WorkerProcess(env, work / f"{group}.log", command=("-m", "workers.kafka.bench_minimal")).start()
 
 
-def _minimal_rate(settings: Settings, work: Path, events: int, fixed: bool) -> float:
+def _minimal(settings: Settings, work: Path, fixed: bool, broker_pid: int | None) -> Measured:
     group = f"{settings.group_id}-minimal{'-fixed' if fixed else ''}"
     process = _minimal_faust(settings, work, group, fixed)
     try:
-        return events / _until_drained(settings, group, [process], 900)
+        return _until_drained(settings, group, [process], 900, broker_pid)
     finally:
         process.stop()
 
@@ -150,38 +213,44 @@ def run(events: int, accounts: int, console: Console, event_bytes: int | None = 
         stream = padded(stream, event_bytes, seed=11)
     size = sum(len(json.dumps(e)) for e in stream) / len(stream)
     table = Table(title=f"Worker benchmark: {events:,} events (~{size:.0f} B), {accounts:,} accounts, 4 partitions")
-    for column in ("what", "events/s", "vs raw loop", "vs minimal Faust"):
+    for column in ("what", "events/s", "vs raw loop", "vs minimal Faust", "CPU µs/event", "broker CPU µs/event"):
         table.add_column(column, justify="right")
     with LocalBroker() as broker, tempfile.TemporaryDirectory(prefix="clientshift-bench-") as scratch:
         work = Path(scratch)
+        broker_pid = broker.process.pid if broker.process else None
         settings = _settings(broker.bootstrap, "w")
         ensure_topics(settings)
         with console.status("producing ..."):
             sent = _produce(settings, stream)
         with console.status("raw aiokafka loop ..."):
-            raw = _raw_loop(settings, events)
+            raw = _raw_loop(settings, events, broker_pid)
         with console.status("minimal Faust agent ..."):
-            minimal = _minimal_rate(settings, work, events, fixed=False)
+            minimal = _minimal(settings, work, False, broker_pid)
         with console.status("minimal Faust agent on the worker's Faust fixes ..."):
-            minimal_fixed = _minimal_rate(settings, work, events, fixed=True)
+            minimal_fixed = _minimal(settings, work, True, broker_pid)
         with console.status("full worker, one process ..."):
             worker = WorkerProcess(_worker_env(settings, work, 0), work / "worker-0.log").start()
-            full = events / _until_drained(settings, settings.group_id, [worker], 900)
+            full = _until_drained(settings, settings.group_id, [worker], 900, broker_pid)
             worker.stop()
         latencies = _latencies(settings, sent)
         two_settings = replace(settings, group_id=f"{settings.group_id}-two")
         with console.status("full worker, two processes ..."):
             pair = [WorkerProcess({**_worker_env(two_settings, work, n)}, work / f"pair-{n}.log").start()
                     for n in (1, 2)]
-            two = events / _until_drained(two_settings, two_settings.group_id, pair, 900)
+            two = _until_drained(two_settings, two_settings.group_id, pair, 900, broker_pid)
             for worker in pair:
                 worker.stop()
-    for name, rate in [("raw aiokafka consumer + json.loads", raw), ("minimal Faust agent (decode only)", minimal),
+    for name, run_ in [("raw aiokafka consumer + json.loads", raw), ("minimal Faust agent (decode only)", minimal),
                        ("minimal Faust agent + workers.kafka.faust_fixes", minimal_fixed),
                        ("full worker: state, rules, actions (1 process)", full),
                        ("full worker (2 processes, 2 cores)", two)]:
-        table.add_row(name, f"{rate:,.0f}", f"{rate / raw:.3f}x", f"{rate / minimal:.2f}x")
+        table.add_row(name, f"{run_.rate:,.0f}", f"{run_.rate / raw.rate:.3f}x", f"{run_.rate / minimal.rate:.2f}x",
+                      run_.cpu_us(), run_.broker_us())
     console.print(table)
+    if full.cpu and minimal.cpu:
+        # What the rate ratio would be if both were busy all the time, without their idle time.
+        console.print(f"CPU per event, full worker vs minimal Faust agent: {full.cpu_us()} vs {minimal.cpu_us()} µs, "
+                      f"a ratio of {minimal.cpu / full.cpu:.2f}x if both were CPU-bound")
     console.print("note: the produce-to-action latency below is measured on a backlog (everything produced "
                   "before the worker starts), so it is queueing time, not per-event cost")
     if latencies:
