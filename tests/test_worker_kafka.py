@@ -56,9 +56,9 @@ class Harness:
         env.update({f"CLIENTSHIFT_TOPIC_{name.upper()}": value for name, value in vars(self.settings.topics).items()})
         return env
 
-    def worker(self) -> WorkerProcess:
+    def worker(self, **env: str) -> WorkerProcess:
         n = len(self.workers)
-        worker = WorkerProcess({**self.env(), "CLIENTSHIFT_DATA_DIR": str(self.work / f"data-{n}")},
+        worker = WorkerProcess({**self.env(), "CLIENTSHIFT_DATA_DIR": str(self.work / f"data-{n}"), **env},
                                self.work / f"worker-{n}.log").start()
         self.workers.append(worker)
         return worker
@@ -120,7 +120,10 @@ def generated(events: int, accounts: int, seed: int) -> list[SourcedLine]:
 
 def test_end_to_end_the_worker_writes_what_replay_computes(harness):
     lines = list(read_event_files([ROOT / "examples" / "events.jsonl"])) + generated(400, 40, seed=1)
-    worker = harness.worker()
+    final_rows = {account: len(state.to_json()) for account, state in replay(lines).accounts.items()}
+    largest = max(final_rows, key=final_rows.__getitem__)
+    # The row-size warning's mark just under the largest account's final row: that one must be warned about.
+    worker = harness.worker(CLIENTSHIFT_STATE_ROW_WARN_BYTES=str(final_rows[largest] - 1))
     worker.wait_ready()
     harness.produce(lines)
     harness.catch_up(lines)
@@ -136,6 +139,11 @@ def test_end_to_end_the_worker_writes_what_replay_computes(harness):
     assert f'clientshift_events_in_total{{topic="{harness.settings.topics.events}"}} {float(len(lines))}' in metrics
     assert 'clientshift_events_duplicate_total 1.0' in metrics  # the example stream repeats one event
     assert 'clientshift_actions_total{connector="sandbox",outcome="done"}' in metrics
+    row_gauge = next(line for line in metrics.splitlines() if line.startswith("clientshift_state_row_bytes_max "))
+    assert float(row_gauge.split()[1]) >= final_rows[largest]
+    warned = [json.loads(line)["account"] for line in worker.log_path.read_text().splitlines()
+              if '"account state row is large"' in line]
+    assert largest in warned and len(warned) == len(set(warned))
     lag_line = f'clientshift_consumer_lag{{partition="0",topic="{harness.settings.topics.events}"}} 0.0'
     deadline = time.monotonic() + 10
     while lag_line not in worker.get("/metrics")[1]:  # the lag gauge is refreshed every second

@@ -16,4 +16,6 @@ DLQ = Counter("clientshift_dlq_total", "Records sent to the dead-letter topic", 
 LAG = Gauge("clientshift_consumer_lag", "Messages behind the high watermark", ["topic", "partition"])
 SINK_FAILURES = Counter("clientshift_sink_batch_failures_total",
                         "Batches a connector failed with an error it did not classify; each is retried", ["connector"])
+STATE_ROW_BYTES = Gauge("clientshift_state_row_bytes_max",
+                        "Largest account state row written to the changelog (Kafka's default limit is 1 MiB)")
 PAUSED = Gauge("clientshift_connector_paused", "1 while the CRM refuses writes (e.g. a daily quota)", ["connector"])

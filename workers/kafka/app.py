@@ -35,6 +35,7 @@ from workers.kafka.clock import Clock
 from workers.kafka.codec import dead_letter, decode_message
 from workers.kafka.due import DueIndex
 from workers.kafka.outbox import Outbox
+from workers.kafka.row_sizes import RowSizes
 from workers.kafka.settings import Settings
 from workers.kafka.sink import deliver
 from workers.rules.policy import Policy
@@ -57,6 +58,7 @@ class Runtime:
     flushing: asyncio.Lock = field(default_factory=asyncio.Lock)
     ticked: dict[str, float] = field(default_factory=dict)
     due: DueIndex = field(default_factory=DueIndex)
+    row_sizes: RowSizes = field(init=False)
     connector: Connector | None = None
     ready: bool = False
     # Shared by the sink's HubSpot connector (which records what it wrote) and the webhook normalizer
@@ -66,6 +68,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.policy)
+        self.row_sizes = RowSizes(self.settings.state_row_warn_bytes)
 
 
 def _credentials(settings: Settings) -> Any:
@@ -183,8 +186,15 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
             # One audit record per write-out and partition, listing every decision with its rule.
             outbox.add(topics.audit, partition, None, orjson.dumps(records))
         await outbox.flush()  # the actions are in Kafka before any state that says their events were seen
+        largest, warn_at = 0, rt.row_sizes.warn_at
         for account, (state, partition) in pending.states.items():
-            outbox.add(accounts_changelog, partition, orjson.dumps(account), state.to_json())
+            row = state.to_json()
+            size = len(row)
+            largest = size if size > largest else largest
+            if size > warn_at:
+                rt.row_sizes.over(account, size)
+            outbox.add(accounts_changelog, partition, orjson.dumps(account), row)
+        rt.row_sizes.largest_of_batch(largest)
         for account, (due, partition) in pending.deadlines.items():
             outbox.add(deadlines_changelog, partition, orjson.dumps(account),
                        None if due is None else orjson.dumps(due))

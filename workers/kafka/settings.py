@@ -51,6 +51,8 @@ class Settings:
     stream_buffer: int = 32_768
     sink_batch: int = 500
     sink_within: float = 0.5
+    # A quarter of Kafka's default 1 MiB message limit: years of warning at most accounts' event rates.
+    state_row_warn_bytes: int = 256 * 1024
     topics: Topics = field(default_factory=Topics)
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
@@ -83,6 +85,7 @@ class Settings:
             stream_buffer=int(get("CLIENTSHIFT_STREAM_BUFFER", "32768")),
             sink_batch=int(get("CLIENTSHIFT_SINK_BATCH", "500")),
             sink_within=float(get("CLIENTSHIFT_SINK_WITHIN", "0.5")),
+            state_row_warn_bytes=int(get("CLIENTSHIFT_STATE_ROW_WARN_BYTES", str(256 * 1024))),
             topics=topics,
             security_protocol=get("CLIENTSHIFT_BROKER_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
             sasl_mechanism=get("CLIENTSHIFT_SASL_MECHANISM") or None,
