@@ -27,8 +27,11 @@ def test_the_worker_benchmark_drains_the_topic_with_every_contender_and_reports_
         assert cells is not None, line
         rate, vs_raw, vs_minimal, cpu_us, broker_us = cells.groups()
         assert int(rate.replace(",", "")) > 0 and float(vs_raw) > 0 and float(vs_minimal) > 0
-        # Every contender decodes every event, so none of them can have done it for free.
-        assert int(cpu_us) > 0 and int(broker_us) >= 0
+        # /proc counts CPU in 10 ms ticks: on this small stream the raw loop's share can round to 0, the
+        # worker's (about 0.2 s for 2,000 events) cannot.
+        assert int(cpu_us) >= 0 and int(broker_us) >= 0
+        if row.startswith("full worker"):
+            assert int(cpu_us) > 0
     cpu = re.search(r"full worker vs minimal Faust agent: (\d+) vs (\d+) µs, a ratio of ([\d.]+)x", text)
     assert cpu is not None, text
     assert abs(float(cpu.group(3)) - int(cpu.group(2)) / int(cpu.group(1))) < 0.05
