@@ -66,21 +66,25 @@ class CpuMeter:
 
     def __init__(self, pids: list[int], broker_pid: int | None) -> None:
         self.pids, self.broker_pid = pids, broker_pid
-        self.began: float = 0.0
-        self.cpu: list[float | None] = []
+        self.began = 0.0
+        self.at_start: tuple[float | None, float | None] = (None, None)
 
-    def _read(self) -> list[float | None]:
+    def _read(self) -> tuple[float | None, float | None]:
         own = [process_cpu_seconds(pid) for pid in self.pids]
-        cpu = None if None in own else sum(own)  # type: ignore[arg-type]
-        return [cpu, None if self.broker_pid is None else process_cpu_seconds(self.broker_pid)]
+        mine = None if None in own else sum(own)  # type: ignore[arg-type]
+        return mine, None if self.broker_pid is None else process_cpu_seconds(self.broker_pid)
 
     def start(self) -> None:
-        self.began, self.cpu = time.perf_counter(), self._read()
+        self.began, self.at_start = time.perf_counter(), self._read()
 
     def stop(self, events: int) -> Measured:
         seconds = time.perf_counter() - self.began
-        used = [None if a is None or b is None else b - a for a, b in zip(self.cpu, self._read())]
-        return Measured(events, seconds, used[0], used[1])
+        (mine, broker), (mine_now, broker_now) = self.at_start, self._read()
+        return Measured(events, seconds, _used(mine, mine_now), _used(broker, broker_now))
+
+
+def _used(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
 
 
 def _settings(broker: str, tag: str) -> Settings:
@@ -177,7 +181,7 @@ def _minimal_faust(settings: Settings, work: Path, group: str, fixed: bool = Fal
     return WorkerProcess(env, work / f"{group}.log", command=("-m", "workers.kafka.bench_minimal")).start()
 
 
-def _minimal(settings: Settings, work: Path, fixed: bool, broker_pid: int | None) -> Measured:
+def _minimal(settings: Settings, work: Path, broker_pid: int | None, *, fixed: bool) -> Measured:
     group = f"{settings.group_id}-minimal{'-fixed' if fixed else ''}"
     process = _minimal_faust(settings, work, group, fixed)
     try:
@@ -225,9 +229,9 @@ def run(events: int, accounts: int, console: Console, event_bytes: int | None = 
         with console.status("raw aiokafka loop ..."):
             raw = _raw_loop(settings, events, broker_pid)
         with console.status("minimal Faust agent ..."):
-            minimal = _minimal(settings, work, False, broker_pid)
+            minimal = _minimal(settings, work, broker_pid, fixed=False)
         with console.status("minimal Faust agent on the worker's Faust fixes ..."):
-            minimal_fixed = _minimal(settings, work, True, broker_pid)
+            minimal_fixed = _minimal(settings, work, broker_pid, fixed=True)
         with console.status("full worker, one process ..."):
             worker = WorkerProcess(_worker_env(settings, work, 0), work / "worker-0.log").start()
             full = _until_drained(settings, settings.group_id, [worker], 900, broker_pid)
