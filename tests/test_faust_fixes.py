@@ -271,24 +271,3 @@ def test_a_real_delay_is_always_slept():
         return slept
 
     assert asyncio.run(run()) == [0.25, 0.5]
-
-
-def test_the_installed_aiokafka_builds_its_fetcher_from_the_attribute_the_fetch_wait_fix_sets():
-    assert faust_fixes.fetch_wait_is_settable()
-
-
-def test_the_worker_s_kafka_consumer_waits_at_most_the_configured_time_per_fetch_not_faust_s_1500_ms(monkeypatch):
-    import faust
-
-    monkeypatch.setattr(faust_fixes, "_fetch_max_wait_ms", faust_fixes._fetch_max_wait_ms)  # restored after
-    faust_fixes.apply(fetch_max_wait_ms=250)
-
-    async def build() -> int:
-        app = faust.App("fetch-wait-test", broker="kafka://127.0.0.1:1", store="memory://")
-        consumer = app.consumer._thread._create_worker_consumer(app.transport)  # built, never connected
-        try:
-            return consumer._fetch_max_wait_ms
-        finally:
-            await consumer.stop()
-
-    assert asyncio.run(build()) == 250

@@ -91,7 +91,7 @@ def kafka_producer(app: faust.App) -> Any:
 def create_app(settings: Settings, policy: Policy, clock: Clock,
                connector_factory: Callable[[InMemoryLastWritten], Connector | None], *, tansu: bool = False,
                hubspot_mapping: EventMapping | None = None, hubspot_app_id: str | None = None) -> faust.App:
-    faust_fixes.apply(settings.fetch_max_wait_ms)
+    faust_fixes.apply()
     if tansu:
         tansu_workarounds.exact_recovery_ends(settings)
     rt = Runtime(settings, policy, clock, lambda: connector_factory(rt.echo_store))

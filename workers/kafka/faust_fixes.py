@@ -26,14 +26,6 @@
    other tasks run while a stream has a backlog; `_YieldEvery` keeps that, once every
    `STREAM_YIELD_EVERY` events (a stream with nothing queued still waits on its queue, as before).
    The worker's main-thread CPU per event: ~140 -> ~110 us.
-7. Faust builds its consumer with `fetch_max_wait_ms=1500`, hard-coded. aiokafka keeps one fetch in
-   flight per broker, and leaves out of it the partitions that are paused (Faust pauses a stream's
-   partitions while its buffer is full) or still have unconsumed records. A fetch that covers only
-   partitions with nothing new (ticks, the raw webhook topics) can then wait its whole 1.5 s on the
-   broker while the event partitions, ready again, wait behind it. Seen as stalls of 0.25 to 0.75 s
-   with ~1 KB events (fewer per fetch, so the buffer runs dry sooner): two workers were busy only 59%
-   to 67% of the time. With 100 ms they were busy about 80% and drained 38% faster. The wait is
-   `CLIENTSHIFT_FETCH_MAX_WAIT_MS`; an idle worker asks the broker a little more often, nothing more.
 """
 
 from __future__ import annotations
@@ -46,13 +38,10 @@ from weakref import WeakKeyDictionary
 from faust.sensors import Monitor
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Producer
+from faust.transport.drivers.aiokafka import Producer
 from faust.transport.producer import ProducerBuffer
 
 _applied = False
-FETCH_MAX_WAIT_MS = 100
-_fetch_max_wait_ms = FETCH_MAX_WAIT_MS
-_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
 _before_flush: WeakKeyDictionary[Any, list[Callable[[], Awaitable[None]]]] = WeakKeyDictionary()
 _producer_flush = Producer.flush
 _on_recovery_completed = Recovery.on_recovery_completed
@@ -269,23 +258,6 @@ def _is_the_loop_we_copied(loop: Any) -> bool:
     return "self.wait_first(" in source and "callback(message), self.suspend_flow.wait()" in source
 
 
-def _consumer_with_short_fetch_wait(self: AIOKafkaConsumerThread, transport: Any) -> Any:
-    consumer = _create_worker_consumer(self, transport)
-    consumer._fetch_max_wait_ms = _fetch_max_wait_ms  # read when the consumer starts and builds its fetcher
-    return consumer
-
-
-def fetch_wait_is_settable() -> bool:
-    """Whether aiokafka still builds its fetcher from the attribute fix 7 sets (else Faust's 1.5 s stays)."""
-    from aiokafka import AIOKafkaConsumer
-
-    try:
-        source = inspect.getsource(AIOKafkaConsumer.start)
-    except (OSError, TypeError):
-        return False
-    return "fetch_max_wait_ms=self._fetch_max_wait_ms" in source
-
-
 def flush_before_commit(app: Any, hook: Callable[[], Awaitable[None]]) -> None:
     """Run `hook` whenever Faust flushes the app's producer (before every offset commit, and at stop)."""
     hooks = _before_flush.setdefault(app.producer, [])
@@ -293,9 +265,8 @@ def flush_before_commit(app: Any, hook: Callable[[], Awaitable[None]]) -> None:
         hooks.append(hook)
 
 
-def apply(fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
-    global _applied, _fetch_max_wait_ms
-    _fetch_max_wait_ms = fetch_max_wait_ms
+def apply() -> None:
+    global _applied
     if not _applied:
         ProducerBuffer.flush = _flush_until_empty  # type: ignore[method-assign]
         Producer.flush = _flush_with_pending_outputs  # type: ignore[method-assign]
@@ -305,6 +276,4 @@ def apply(fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
         if _is_the_loop_we_copied(Consumer._drain_messages):
             Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
         _yield_every_few_events()
-        if fetch_wait_is_settable():
-            AIOKafkaConsumerThread._create_worker_consumer = _consumer_with_short_fetch_wait  # type: ignore[method-assign]
         _applied = True
