@@ -17,6 +17,7 @@ if os.environ.get("CLIENTSHIFT_BENCH_FAUST_FIXES") == "1":
 app = faust.App(settings.group_id, broker=settings.faust_broker_url(), store="memory://", value_serializer="raw",
                 key_serializer="raw", web_port=settings.web_port, topic_partitions=settings.partitions,
                 datadir=settings.data_dir, broker_commit_interval=1.0, stream_buffer_maxsize=settings.stream_buffer,
+                consumer_max_fetch_size=settings.fetch_bytes,
                 **tansu.faust_settings(True))
 source = app.topic(settings.topics.events, key_type=bytes, value_type=bytes)
 ready = {"yes": False}
