@@ -55,10 +55,13 @@ class Measured:
         return self.events / self.seconds
 
     def cpu_us(self) -> str:
-        return "-" if self.cpu is None else f"{self.cpu / self.events * 1e6:.0f}"
+        return self._per_event(self.cpu)
 
     def broker_us(self) -> str:
-        return "-" if self.broker_cpu is None else f"{self.broker_cpu / self.events * 1e6:.0f}"
+        return self._per_event(self.broker_cpu)
+
+    def _per_event(self, seconds: float | None) -> str:
+        return "-" if seconds is None else f"{seconds / self.events * 1e6:.0f}"
 
 
 class CpuMeter:
