@@ -6,13 +6,18 @@ crash test can only catch when its timing happens to hit the race."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import uuid
 from types import SimpleNamespace
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from mode import Service
 from mode.utils.locks import Event
 
 from workers.kafka import faust_fixes
+from workers.kafka.local_broker import LocalBroker
 
 
 class Consumer:
@@ -271,3 +276,102 @@ def test_a_real_delay_is_always_slept():
         return slept
 
     assert asyncio.run(run()) == [0.25, 0.5]
+
+
+# Fixes 7 and 8 against the real broker: aiokafka's own consumer and fetcher, and Faust's own fetch call
+# (`AIOKafkaConsumerThread._fetch_records`), with Faust's thread hop left out.
+
+@pytest.fixture(scope="module")
+def bootstrap():
+    with LocalBroker() as broker:
+        yield broker.bootstrap
+
+
+def consumer_thread(consumer, *, reset: str = "earliest", changelogs: tuple[str, ...] = ()) -> SimpleNamespace:
+    """What the patched methods use of Faust's consumer thread, around a real aiokafka consumer."""
+    thread = SimpleNamespace(
+        _ensure_consumer=lambda: consumer,
+        consumer=SimpleNamespace(flow_active=True, _is_changelog_tp=lambda tp: tp.topic in changelogs),
+        app=SimpleNamespace(conf=SimpleNamespace(consumer_auto_offset_reset=reset)),
+        call_thread=lambda method, *args, **kwargs: method(*args, **kwargs))
+    thread._fetch_records = functools.partial(AIOKafkaConsumerThread._fetch_records, thread)
+    return thread
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+def topic_partitions(count: int) -> list[TopicPartition]:
+    tag = uuid.uuid4().hex[:8]
+    return [TopicPartition(f"{tag}.t{n}", 0) for n in range(count)]
+
+
+async def started(bootstrap: str, **config):
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", **config)
+    await producer.start()
+    await consumer.start()
+    return producer, consumer
+
+
+def test_a_fetch_returns_only_partitions_active_when_faust_asked_though_recovery_empties_its_set(bootstrap):
+    faust_fixes.apply()
+    paused, read = topic_partitions(2)  # an event partition paused for recovery, a changelog it reads
+
+    async def run() -> dict:
+        producer, consumer = await started(bootstrap)
+        try:
+            consumer.assign([paused, read])
+            await producer.send_and_wait(paused.topic, b"an event", partition=0)
+            await until(lambda: paused in consumer._fetcher._records)  # fetched, held back while paused
+            active = {read}  # Faust's live set of active partitions
+            fetching = asyncio.ensure_future(AIOKafkaConsumerThread.getmany(consumer_thread(consumer), active, 10.0))
+            await until(lambda: bool(consumer._fetcher._fetch_waiters))  # waiting for the changelog's records
+            active.clear()  # recovery pauses the changelog it has read
+            await producer.send_and_wait(read.topic, b"a changelog row", partition=0)
+            fetched = await fetching
+            assert await consumer.position(paused) == 0  # the event is still to be read
+            return {tp: [record.value for record in records] for tp, records in fetched.items()}
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    # An empty set is "every partition" to aiokafka: Faust's live set handed the event over, and Faust,
+    # finding its partition not active, dropped it.
+    assert asyncio.run(run()) == {read: [b"a changelog row"]}
+
+
+@pytest.mark.parametrize("reset, start", [("earliest", 0), ("latest", 3)])
+def test_a_stream_partition_with_no_committed_offset_is_sought_where_a_new_group_starts(bootstrap, reset, start):
+    faust_fixes.apply()
+    uncommitted, committed, at_zero, changelog = topic_partitions(4)
+
+    async def run() -> tuple[dict, dict]:
+        producer, consumer = await started(bootstrap, group_id=f"g-{uuid.uuid4().hex[:8]}")
+        try:
+            tps = [uncommitted, committed, at_zero, changelog]
+            for tp in tps:
+                for n in range(3):
+                    await producer.send_and_wait(tp.topic, b"%d" % n, partition=0)
+            consumer.assign(tps)
+            read: set[tuple[TopicPartition, int]] = set()
+            while len(read) < 12:  # everything read (and dropped, say), nothing committed but two
+                for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+                    read.update((tp, r.offset) for r in records)
+            await consumer.commit({committed: 2, at_zero: 0})
+            thread = consumer_thread(consumer, reset=reset, changelogs=(changelog.topic,))
+            offsets = await AIOKafkaConsumerThread.seek_to_committed(thread)
+            return offsets, {tp: await consumer.position(tp) for tp in tps}
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    offsets, positions = asyncio.run(run())
+    assert offsets == {uncommitted: None, committed: 2, at_zero: 0, changelog: None}  # what Faust is told
+    # The changelog is left for recovery, which seeks it itself.
+    assert positions == {uncommitted: start, committed: 2, at_zero: 0, changelog: 3}
