@@ -204,6 +204,37 @@ def test_two_workers_split_the_partitions_and_agree_with_one(harness):
     assert sum(held) == len(expected(lines)["status"])  # and no account was owned twice
 
 
+def test_a_worker_joining_mid_stream_takes_partitions_over_and_nothing_is_lost_or_repeated(harness):
+    lines = generated(3000, 150, seed=4)
+    first = harness.worker()
+    first.wait_ready()
+    harness.produce(lines)
+    while first.get("/status")[1]["accounts"] < 30:
+        first._check_alive()
+    second = harness.worker()  # scaling out: the group rebalances while the first is part-way through
+    second.wait_ready()
+    harness.catch_up(lines)
+    assert harness.crm() == expected(lines)  # every task exactly once, every status, every tag
+    held = [worker.get("/status")[1]["accounts"] for worker in (first, second)]
+    assert all(count > 0 for count in held), held  # partitions did move
+    assert sum(held) == len(expected(lines)["status"])  # and each account has one owner
+
+
+def test_a_worker_stopped_mid_stream_hands_its_partitions_over_and_nothing_is_lost_or_repeated(harness):
+    lines = generated(3000, 150, seed=5)
+    leaving, staying = harness.worker(), harness.worker()
+    for worker in (leaving, staying):
+        worker.wait_ready()
+    harness.produce(lines)
+    while leaving.get("/status")[1]["accounts"] < 15:
+        leaving._check_alive()
+    assert leaving.stop(signal.SIGTERM) == 0  # scaling in, or a rolling update: a graceful stop
+    harness.catch_up(lines, [staying])
+    assert harness.crm() == expected(lines)
+    # The survivor owns every partition now, with the state the other built recovered from changelogs.
+    assert staying.get("/status")[1]["accounts"] == len(expected(lines)["status"])
+
+
 def test_bad_input_goes_to_the_dlq_with_a_reason_and_the_rest_is_processed(harness):
     good = raw("order.placed", "good", "2026-01-01T00:00:00Z", order_id="1")
     bad = {

@@ -141,6 +141,9 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     json_schema = faust.Schema(key_serializer="json", value_serializer="json")
     accounts = app.Table("accounts", partitions=settings.partitions, schema=json_schema)
     deadlines = app.Table("deadlines", partitions=settings.partitions, schema=json_schema)
+    # So the store drops these rows when their partition moves to another worker (faust_fixes, fix 9).
+    account_partition = faust_fixes.partition_recorder(accounts)
+    deadline_partition = faust_fixes.partition_recorder(deadlines)
     accounts_changelog = accounts.changelog_topic.get_topic_name()
     deadlines_changelog = deadlines.changelog_topic.get_topic_name()
 
@@ -154,12 +157,14 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     def keep(step: Step, partition: int) -> None:
         state = step.state
         accounts.data[state.account] = state
+        account_partition(state.account, partition)
         due = None if state.next_deadline is None else {"due": state.next_deadline, "partition": partition}
         if deadlines.data.get(state.account) != due:
             if due is None:
                 deadlines.data.pop(state.account, None)
             else:
                 deadlines.data[state.account] = due
+                deadline_partition(state.account, partition)
                 rt.due.add(state.account, due["due"])
             rt.pending.deadlines[state.account] = (due, partition)
         rt.pending.add(step, partition)

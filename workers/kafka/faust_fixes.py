@@ -37,6 +37,12 @@
    handled an event (about 1 run in 10 of the SIGKILL test when fetches waited 100 ms instead of Faust's
    1.5 s). `_seek_to_committed_or_reset` puts such a stream partition where the consumer's
    `auto_offset_reset` starts a new group, as a fresh consumer would read it.
+9. After a rebalance Faust's in-memory table store drops the rows of partitions the worker no longer
+   owns, but it learns a row's partition only from changelog recovery, never from a local write. A
+   worker kept the accounts and deadlines of every partition it ever wrote to: its memory grew toward
+   every account, its /status counted them, and deadlines it could no longer fire stayed "due" there
+   (seen when a second worker joined mid-stream). `partition_recorder` gives the worker the store's own
+   key -> partition record to write into next to each row.
 """
 
 from __future__ import annotations
@@ -299,6 +305,13 @@ def _is_the_loop_we_copied(loop: Any) -> bool:
     except (OSError, TypeError):
         return False
     return "self.wait_first(" in source and "callback(message), self.suspend_flow.wait()" in source
+
+
+def partition_recorder(table: Any) -> Callable[[Any, int], None]:
+    """Fix 9: `record(key, partition)`, for a row written straight into `table.data`; a no-op for a
+    store that keeps partitions apart itself (only the memory store keeps this record)."""
+    known = getattr(table.data, "_key_partition", None)
+    return known.__setitem__ if known is not None else (lambda key, partition: None)
 
 
 def flush_before_commit(app: Any, hook: Callable[[], Awaitable[None]]) -> None:
