@@ -170,19 +170,32 @@ def test_a_deadline_fires_with_no_further_events(harness):
     assert "solo|retention_review|deadline:2027-03-01T00:00:00Z" in crm["tasks"]
 
 
+def started(harness: Harness, count: int) -> list[WorkerProcess]:
+    workers = [harness.worker() for _ in range(count)]
+    for worker in workers:
+        worker.wait_ready()
+    return workers
+
+
+def accounts_of(worker: WorkerProcess) -> int:
+    return worker.get("/status")[1]["accounts"]
+
+
+def part_way(worker: WorkerProcess, accounts: int) -> None:
+    """Wait until the worker holds some, but not yet all, accounts of the stream it is working through."""
+    while accounts_of(worker) < accounts:
+        worker._check_alive()
+
+
 def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(harness):
     lines = generated(3000, 150, seed=2)
-    first = harness.worker()
-    first.wait_ready()
+    [first] = started(harness, 1)
     harness.produce(lines)
-    # Kill it while it is part-way through: once it holds some, but not all, accounts.
-    while first.get("/status")[1]["accounts"] < 30:
-        first._check_alive()
+    part_way(first, 30)
     first.kill()
     partial = harness.crm()
     assert len(partial["tasks"]) < len(expected(lines)["tasks"])
-    second = harness.worker()
-    second.wait_ready()
+    [second] = started(harness, 1)
     harness.catch_up(lines, [second])
     crm = harness.crm()
     want = expected(lines)
@@ -193,29 +206,24 @@ def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(harness):
 
 def test_two_workers_split_the_partitions_and_agree_with_one(harness):
     lines = generated(1500, 120, seed=3)
-    workers = [harness.worker(), harness.worker()]
-    for worker in workers:
-        worker.wait_ready()
+    workers = started(harness, 2)
     harness.produce(lines)
     harness.catch_up(lines)
     assert harness.crm() == expected(lines)
-    held = [worker.get("/status")[1]["accounts"] for worker in workers]
+    held = [accounts_of(worker) for worker in workers]
     assert all(count > 0 for count in held), held  # both owned partitions
     assert sum(held) == len(expected(lines)["status"])  # and no account was owned twice
 
 
 def test_a_worker_joining_mid_stream_takes_partitions_over_and_nothing_is_lost_or_repeated(harness):
     lines = generated(3000, 150, seed=4)
-    first = harness.worker()
-    first.wait_ready()
+    [first] = started(harness, 1)
     harness.produce(lines)
-    while first.get("/status")[1]["accounts"] < 30:
-        first._check_alive()
-    second = harness.worker()  # scaling out: the group rebalances while the first is part-way through
-    second.wait_ready()
+    part_way(first, 30)
+    [second] = started(harness, 1)  # scaling out: the group rebalances while the first is part-way through
     harness.catch_up(lines)
     assert harness.crm() == expected(lines)  # every task exactly once, every status, every tag
-    held = [worker.get("/status")[1]["accounts"] for worker in (first, second)]
+    held = [accounts_of(worker) for worker in (first, second)]
     assert all(count > 0 for count in held), held  # partitions did move
     assert sum(held) == len(expected(lines)["status"])  # and each account has one owner
 
@@ -223,19 +231,16 @@ def test_a_worker_joining_mid_stream_takes_partitions_over_and_nothing_is_lost_o
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_a_worker_leaving_mid_stream_hands_its_partitions_over_and_nothing_is_lost_or_repeated(harness, sig):
     lines = generated(3000, 150, seed=5)
-    leaving, staying = harness.worker(), harness.worker()
-    for worker in (leaving, staying):
-        worker.wait_ready()
+    leaving, staying = started(harness, 2)
     harness.produce(lines)
-    while leaving.get("/status")[1]["accounts"] < 15:
-        leaving._check_alive()
+    part_way(leaving, 15)
     # Scaling in or a rolling update (a graceful stop), or a crash (the survivor takes over once the
     # broker's session for the dead worker times out).
     assert leaving.stop(sig) == (0 if sig == signal.SIGTERM else -signal.SIGKILL)
     harness.catch_up(lines, [staying])
     assert harness.crm() == expected(lines)
     # The survivor owns every partition now, with the state the other built recovered from changelogs.
-    assert staying.get("/status")[1]["accounts"] == len(expected(lines)["status"])
+    assert accounts_of(staying) == len(expected(lines)["status"])
 
 
 def test_bad_input_goes_to_the_dlq_with_a_reason_and_the_rest_is_processed(harness):
