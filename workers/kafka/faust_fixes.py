@@ -134,11 +134,11 @@ async def _getmany_of_a_snapshot(self: AIOKafkaConsumerThread, active_partitions
 async def _seek_to_committed_or_reset(self: AIOKafkaConsumerThread) -> Any:
     consumer = self._ensure_consumer()
     is_changelog = self.consumer._is_changelog_tp
-    return await self.call_thread(committed_or_reset, consumer, is_changelog,
+    return await self.call_thread(_committed_or_reset, consumer, is_changelog,
                                   self.app.conf.consumer_auto_offset_reset)
 
 
-async def committed_or_reset(consumer: Any, is_changelog: Callable[[Any], bool], reset: str | None) -> Any:
+async def _committed_or_reset(consumer: Any, is_changelog: Callable[[Any], bool], reset: str | None) -> Any:
     """aiokafka's `seek_to_committed`, then the partitions it left alone (committed offset none or 0)
     put where `reset` starts a new group. Changelogs stay as they are: recovery seeks them itself."""
     committed = await consumer.seek_to_committed()
