@@ -187,6 +187,28 @@ def part_way(worker: WorkerProcess, accounts: int) -> None:
         worker._check_alive()
 
 
+def deadlines_fired(worker: WorkerProcess) -> float:
+    line = next(line for line in worker.get("/metrics")[1].splitlines()
+                if line.startswith("clientshift_deadlines_fired_total "))
+    return float(line.split()[1])
+
+
+def test_deadlines_of_partitions_that_moved_fire_once_on_their_new_owner(harness):
+    lines = generated(1500, 120, seed=7)
+    [first] = started(harness, 1)
+    harness.produce(lines)
+    # Every event handled and committed. Deadlines up to each event fired as it was handled; the ones
+    # after an account's last event wait for the wall clock, still in 1970.
+    harness.quiet([first])
+    assert first.get("/status")[1]["deadlines"] > 0
+    [second] = started(harness, 1)  # half the partitions move, and their deadlines with them
+    harness.catch_up(lines)  # now the wall clock passes them
+    assert harness.crm() == expected(lines)  # each deadline's task exactly once
+    assert deadlines_fired(second) > 0  # with no event left to handle: fired by its timer
+    held = [accounts_of(worker) for worker in (first, second)]
+    assert all(held) and sum(held) == len(expected(lines)["status"]), held
+
+
 def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(harness):
     lines = generated(3000, 150, seed=2)
     [first] = started(harness, 1)
