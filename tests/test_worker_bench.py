@@ -18,7 +18,7 @@ ROWS = ("raw aiokafka consumer + json.loads", "minimal Faust agent (decode only)
 
 def test_the_worker_benchmark_drains_the_topic_with_every_contender_and_reports_each():
     console = Console(record=True, width=220)
-    bench.run(2_000, 200, console)
+    bench.run(2_000, 200, console, trickle=60, trickle_rate=30.0)
     text = console.export_text()
     for row in ROWS:
         line = next((line for line in text.splitlines() if row in line), None)
@@ -39,6 +39,10 @@ def test_the_worker_benchmark_drains_the_topic_with_every_contender_and_reports_
     assert actions is not None, text
     assert int(actions.group(1).replace(",", "")) > 0
     assert float(actions.group(2)) <= float(actions.group(3))
+    trickled = re.search(r"caught-up worker \(60 events at 30/s\), over ([\d,]+) actions: p50 (\d+) ms, p99 (\d+) ms",
+                         text)
+    assert trickled is not None, text
+    assert int(trickled.group(1).replace(",", "")) > 0 and 0 < int(trickled.group(2)) <= int(trickled.group(3))
 
 
 def test_process_cpu_seconds_reads_this_process_as_the_os_counts_it():

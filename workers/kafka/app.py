@@ -29,7 +29,7 @@ from workers.actions import Action
 from workers.engine import Engine, Step
 from workers.events import InvalidEvent
 from workers.kafka import faust_fixes
-from workers.kafka.pending import Pending
+from workers.kafka.pending import Pending, WriteOutClock
 from workers.kafka import tansu as tansu_workarounds
 from workers.kafka.clock import Clock
 from workers.kafka.codec import dead_letter, decode_message
@@ -91,7 +91,7 @@ def kafka_producer(app: faust.App) -> Any:
 def create_app(settings: Settings, policy: Policy, clock: Clock,
                connector_factory: Callable[[InMemoryLastWritten], Connector | None], *, tansu: bool = False,
                hubspot_mapping: EventMapping | None = None, hubspot_app_id: str | None = None) -> faust.App:
-    faust_fixes.apply()
+    faust_fixes.apply(settings.fetch_max_wait_ms)
     if tansu:
         tansu_workarounds.exact_recovery_ends(settings)
     rt = Runtime(settings, policy, clock, lambda: connector_factory(rt.echo_store))
@@ -281,17 +281,13 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
                     await writing  # and a failed write-out stops the agent (its outputs were put back)
                 writing = asyncio.ensure_future(flush())
 
-    seen_at_last_tick = -1
+    write_out_clock = WriteOutClock(settings.process_batch // 2)
 
     @app.timer(settings.process_within)
-    async def flush_when_idle() -> None:
-        # When events are few, a decision waits at most this long for its write-out. Under load the size
-        # bound and the commits write out instead, in fewer and larger batches.
-        nonlocal seen_at_last_tick
-        events = rt.pending.events
-        if events == seen_at_last_tick or events >= settings.process_batch // 2:
+    async def write_out_when_due() -> None:
+        if write_out_clock.due(rt.pending):
             await flush()
-        seen_at_last_tick = rt.pending.events
+        write_out_clock.looked_at(rt.pending)
 
     @app.agent(hubspot_topic, name="normalize-hubspot")
     async def normalize_hubspot(stream: Any) -> None:

@@ -1,6 +1,7 @@
 """`clientshift bench worker`: the full worker against two baselines on the same topic, same run:
 a raw aiokafka loop that only reads and json-decodes, and a minimal Faust agent that only decodes.
-Also p50/p99 latency from produce to action, and two worker processes on two cores.
+Also p50/p99 latency from produce to action, on the backlog (queueing) and for a trickle of events to a
+caught-up worker (one event's path: fetch, decision, write-out), and two worker processes on two cores.
 
 Next to each rate it prints the CPU each contender and the broker spent per event: a rate alone does not
 say whether a process was busy or waiting (on fetches, on the broker, on other tenants of a shared
@@ -95,17 +96,21 @@ def _settings(broker: str, tag: str) -> Settings:
     return replace(Settings(), broker=broker, group_id=f"bench-{tag}", topics=topics)
 
 
-def _produce(settings: Settings, events: list[dict[str, Any]]) -> dict[str, float]:
-    """Produce with the raw aiokafka producer (fast); returns send time by event id."""
+def _produce(settings: Settings, events: list[dict[str, Any]], rate: float | None = None) -> dict[str, float]:
+    """Produce with the raw aiokafka producer, as fast as it goes or `rate` events a second; returns send
+    time by event id."""
     from aiokafka import AIOKafkaProducer
 
     sent: dict[str, float] = {}
 
     async def run() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers[0], linger_ms=5)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers[0], linger_ms=0 if rate else 5)
         await producer.start()
+        began = time.perf_counter()
         try:
-            for event in events:
+            for n, event in enumerate(events):
+                if rate:
+                    await asyncio.sleep(max(0.0, began + n / rate - time.perf_counter()))  # pacing, not waiting
                 sent[event["id"]] = time.time()
                 await producer.send(settings.topics.events, json.dumps(event).encode(), key=event["subject"].encode())
             await producer.flush()
@@ -114,6 +119,12 @@ def _produce(settings: Settings, events: list[dict[str, Any]]) -> dict[str, floa
 
     asyncio.run(run())
     return sent
+
+
+def _trickle_stream(events: int) -> list[dict[str, Any]]:
+    """Events of accounts and ids of their own, so a caught-up worker acts on them as new."""
+    return [{**event, "id": f"t-{n}", "subject": f"trickle-{event['subject']}"}
+            for n, event in enumerate(generate(events, max(events // 3, 1), seed=12))]
 
 
 def _raw_loop(settings: Settings, count: int, broker_pid: int | None) -> Measured:
@@ -206,15 +217,17 @@ def _latencies(settings: Settings, sent: dict[str, float]) -> list[float]:
         for tp, records in consumer.poll(timeout_ms=500).items():
             for record in records:
                 trigger = json.loads(record.value)["trigger"]
-                if trigger.startswith("event:bench/"):
-                    out.append(record.timestamp / 1000 - sent[trigger.split("/", 1)[1]])
+                at = sent.get(trigger.split("/", 1)[1]) if trigger.startswith("event:bench/") else None
+                if at is not None:
+                    out.append(record.timestamp / 1000 - at)
             if consumer.position(tp) >= ends[tp]:
                 remaining.discard(tp)
     consumer.close()
     return out
 
 
-def run(events: int, accounts: int, console: Console, event_bytes: int | None = None) -> None:
+def run(events: int, accounts: int, console: Console, event_bytes: int | None = None,
+        trickle: int = 200, trickle_rate: float = 20.0) -> None:
     stream = generate(events, accounts, seed=11)
     if event_bytes:
         stream = padded(stream, event_bytes, seed=11)
@@ -238,8 +251,12 @@ def run(events: int, accounts: int, console: Console, event_bytes: int | None = 
         with console.status("full worker, one process ..."):
             worker = WorkerProcess(_worker_env(settings, work, 0), work / "worker-0.log").start()
             full = _until_drained(settings, settings.group_id, [worker], 900, broker_pid)
+        with console.status(f"trickle: {trickle} events at {trickle_rate:g}/s to the caught-up worker ..."):
+            trickled = _produce(settings, _trickle_stream(trickle), rate=trickle_rate)
+            _until_drained(settings, settings.group_id, [worker], 300)
             worker.stop()
         latencies = _latencies(settings, sent)
+        trickle_latencies = _latencies(settings, trickled)
         two_settings = replace(settings, group_id=f"{settings.group_id}-two")
         with console.status("full worker, two processes ..."):
             pair = [WorkerProcess({**_worker_env(two_settings, work, n)}, work / f"pair-{n}.log").start()
@@ -264,3 +281,8 @@ def run(events: int, accounts: int, console: Console, event_bytes: int | None = 
         quantiles = statistics.quantiles(latencies, n=100)
         console.print(f"produce -> action latency over {len(latencies):,} actions: p50 {quantiles[49]:.2f} s, "
                       f"p99 {quantiles[98]:.2f} s")
+    if len(trickle_latencies) > 1:
+        quantiles = statistics.quantiles(trickle_latencies, n=100)
+        console.print(f"produce -> action latency of a caught-up worker ({trickle} events at {trickle_rate:g}/s), "
+                      f"over {len(trickle_latencies):,} actions: p50 {quantiles[49] * 1000:.0f} ms, "
+                      f"p99 {quantiles[98] * 1000:.0f} ms")

@@ -13,7 +13,7 @@ from workers.kafka.settings import Settings
 settings = Settings.from_env()
 if os.environ.get("CLIENTSHIFT_BENCH_FAUST_FIXES") == "1":
     # The same agent on Faust as the worker runs it (workers.kafka.faust_fixes): how far the ceiling moved.
-    faust_fixes.apply()
+    faust_fixes.apply(settings.fetch_max_wait_ms)
 app = faust.App(settings.group_id, broker=settings.faust_broker_url(), store="memory://", value_serializer="raw",
                 key_serializer="raw", web_port=settings.web_port, topic_partitions=settings.partitions,
                 datadir=settings.data_dir, broker_commit_interval=1.0, stream_buffer_maxsize=settings.stream_buffer,

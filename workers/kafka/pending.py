@@ -55,3 +55,21 @@ class Pending:
 
     def deadlines_fired(self) -> int:
         return sum(1 for d in self.decisions if d.trigger.startswith("deadline:"))
+
+
+class WriteOutClock:
+    """When the worker's timer writes pending outputs out, looking once every CLIENTSHIFT_PROCESS_WITHIN:
+    a batch that already held decisions at the previous look (so none waits more than two looks, however
+    steadily events trickle in), or one half full. Under load the size bound and the commits write out
+    first, in larger batches."""
+
+    def __init__(self, half_batch: int) -> None:
+        self.half_batch = half_batch
+        self.last_seen: Pending | None = None
+
+    def due(self, pending: Pending) -> bool:
+        return pending is self.last_seen or pending.events >= self.half_batch
+
+    def looked_at(self, pending: Pending) -> None:
+        self.last_seen = pending if pending.events else None
+

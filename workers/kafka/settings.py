@@ -50,6 +50,7 @@ class Settings:
     process_within: float = 0.05
     stream_buffer: int = 32_768
     fetch_bytes: int = 8 * 1024 * 1024  # per partition and fetch; Faust's default is 1 MiB
+    fetch_max_wait_ms: int = 100  # Faust's own is 1500: see workers.kafka.faust_fixes, fix 10
     sink_batch: int = 500
     sink_within: float = 0.5
     # A quarter of Kafka's default 1 MiB message limit: years of warning at most accounts' event rates.
@@ -85,6 +86,7 @@ class Settings:
             process_within=float(get("CLIENTSHIFT_PROCESS_WITHIN", "0.05")),
             stream_buffer=int(get("CLIENTSHIFT_STREAM_BUFFER", "32768")),
             fetch_bytes=int(get("CLIENTSHIFT_FETCH_BYTES", str(8 * 1024 * 1024))),
+            fetch_max_wait_ms=int(get("CLIENTSHIFT_FETCH_MAX_WAIT_MS", "100")),
             sink_batch=int(get("CLIENTSHIFT_SINK_BATCH", "500")),
             sink_within=float(get("CLIENTSHIFT_SINK_WITHIN", "0.5")),
             state_row_warn_bytes=int(get("CLIENTSHIFT_STATE_ROW_WARN_BYTES", str(256 * 1024))),
