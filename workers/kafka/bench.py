@@ -204,22 +204,27 @@ def _minimal(settings: Settings, work: Path, broker_pid: int | None, *, fixed: b
         process.stop()
 
 
-def _latencies(settings: Settings, sent: dict[str, float]) -> list[float]:
+def _latencies(settings: Settings, *sent: dict[str, float]) -> list[list[float]]:
+    """Produce-to-action seconds of the actions topic's event-triggered actions, one list per map of send
+    times by event id, in one read of the topic."""
     from kafka import KafkaConsumer
 
     ends = high_watermarks(settings, [settings.topics.actions])
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
     consumer.assign(list(ends))
     consumer.seek_to_beginning()
-    out: list[float] = []
+    out: list[list[float]] = [[] for _ in sent]
     remaining = {tp for tp, end in ends.items() if end}
     while remaining:
         for tp, records in consumer.poll(timeout_ms=500).items():
             for record in records:
                 trigger = json.loads(record.value)["trigger"]
-                at = sent.get(trigger.split("/", 1)[1]) if trigger.startswith("event:bench/") else None
-                if at is not None:
-                    out.append(record.timestamp / 1000 - at)
+                if not trigger.startswith("event:bench/"):
+                    continue
+                event_id = trigger.split("/", 1)[1]
+                for times, latencies in zip(sent, out):
+                    if event_id in times:
+                        latencies.append(record.timestamp / 1000 - times[event_id])
             if consumer.position(tp) >= ends[tp]:
                 remaining.discard(tp)
     consumer.close()
@@ -255,8 +260,7 @@ def run(events: int, accounts: int, console: Console, event_bytes: int | None = 
             trickled = _produce(settings, _trickle_stream(trickle), rate=trickle_rate)
             _until_drained(settings, settings.group_id, [worker], 300)
             worker.stop()
-        latencies = _latencies(settings, sent)
-        trickle_latencies = _latencies(settings, trickled)
+        latencies, trickle_latencies = _latencies(settings, sent, trickled)
         two_settings = replace(settings, group_id=f"{settings.group_id}-two")
         with console.status("full worker, two processes ..."):
             pair = [WorkerProcess({**_worker_env(two_settings, work, n)}, work / f"pair-{n}.log").start()
