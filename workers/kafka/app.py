@@ -30,6 +30,7 @@ from workers.engine import Engine, Step
 from workers.events import InvalidEvent
 from workers.kafka import faust_fixes
 from workers.kafka.pending import Pending, WriteOutClock
+from workers.kafka.raw_schema import RawBytes
 from workers.kafka import tansu as tansu_workarounds
 from workers.kafka.clock import Clock
 from workers.kafka.codec import dead_letter, decode_message
@@ -132,12 +133,13 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     )
     app.clientshift = rt  # type: ignore[attr-defined]
 
-    inputs = app.topic(topics.events, topics.ticks, key_type=bytes, value_type=bytes)
-    events_topic = app.topic(topics.events, key_type=bytes, value_type=bytes)
-    ticks_topic = app.topic(topics.ticks, key_type=bytes, value_type=bytes)
-    actions_topic = app.topic(topics.actions, key_type=bytes, value_type=bytes)
-    dlq_topic = app.topic(topics.dlq, key_type=bytes, value_type=bytes)
-    hubspot_topic = app.topic(topics.hubspot_raw, key_type=bytes, value_type=bytes)
+    raw = RawBytes()
+    inputs = app.topic(topics.events, topics.ticks, schema=raw)
+    events_topic = app.topic(topics.events, schema=raw)
+    ticks_topic = app.topic(topics.ticks, schema=raw)
+    actions_topic = app.topic(topics.actions, schema=raw)
+    dlq_topic = app.topic(topics.dlq, schema=raw)
+    hubspot_topic = app.topic(topics.hubspot_raw, schema=raw)
     json_schema = faust.Schema(key_serializer="json", value_serializer="json")
     accounts = app.Table("accounts", partitions=settings.partitions, schema=json_schema)
     deadlines = app.Table("deadlines", partitions=settings.partitions, schema=json_schema)

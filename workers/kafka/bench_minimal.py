@@ -8,18 +8,22 @@ import os
 import faust
 
 from workers.kafka import faust_fixes, tansu
+from workers.kafka.raw_schema import RawBytes
 from workers.kafka.settings import Settings
 
 settings = Settings.from_env()
-if os.environ.get("CLIENTSHIFT_BENCH_FAUST_FIXES") == "1":
-    # The same agent on Faust as the worker runs it (workers.kafka.faust_fixes): how far the ceiling moved.
+fixed = os.environ.get("CLIENTSHIFT_BENCH_FAUST_FIXES") == "1"
+if fixed:
+    # The same agent on Faust as the worker runs it (workers.kafka.faust_fixes, and the worker's topic
+    # schema): how far the ceiling moved.
     faust_fixes.apply(settings.fetch_max_wait_ms)
 app = faust.App(settings.group_id, broker=settings.faust_broker_url(), store="memory://", value_serializer="raw",
                 key_serializer="raw", web_port=settings.web_port, topic_partitions=settings.partitions,
                 datadir=settings.data_dir, broker_commit_interval=1.0, stream_buffer_maxsize=settings.stream_buffer,
                 consumer_max_fetch_size=settings.fetch_bytes,
                 **tansu.faust_settings(True))
-source = app.topic(settings.topics.events, key_type=bytes, value_type=bytes)
+source = app.topic(settings.topics.events, schema=RawBytes()) if fixed else \
+    app.topic(settings.topics.events, key_type=bytes, value_type=bytes)
 ready = {"yes": False}
 
 

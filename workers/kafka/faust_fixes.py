@@ -51,6 +51,11 @@
    at ~1 KB, which 8 MiB fetches also cure). `CLIENTSHIFT_FETCH_MAX_WAIT_MS` sets it
    (`_consumer_with_fetch_wait`); an idle worker asks the broker more often, nothing more. It uncovered
    the restart bug fixes 7 and 8 correct.
+11. Two settings lookups per message: Faust's conductor checks the producer buffer's size before every
+   message (`ProducerBuffer.size` reads `app.conf.producer_threaded`) and builds every event through
+   `app.conf.Event`. A setting read goes through `SettingsRegistry.__getattribute__` and a descriptor,
+   about 5% of the worker's main thread together (py-spy). Both settings are fixed once the app is
+   configured, so `_buffer_size` and `_create_event` read them once per buffer and app.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ import inspect
 from typing import Any, Awaitable, Callable, Generator
 from weakref import WeakKeyDictionary
 
+from faust.app.base import App
 from faust.sensors import Monitor
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer
@@ -74,6 +80,26 @@ _before_flush: WeakKeyDictionary[Any, list[Callable[[], Awaitable[None]]]] = Wea
 _producer_flush = Producer.flush
 _thread_getmany = AIOKafkaConsumerThread.getmany
 _on_recovery_completed = Recovery.on_recovery_completed
+_faust_buffer_size = ProducerBuffer.size
+
+
+def _buffer_size(self: ProducerBuffer) -> int:
+    """Faust's `ProducerBuffer.size` (messages waiting to be produced), with `producer_threaded` read
+    once: fix 11."""
+    threaded = self.__dict__.get("_threaded_setting")
+    if threaded is None:
+        threaded = self.__dict__["_threaded_setting"] = bool(self.app.conf.producer_threaded)
+    if threaded:
+        return len(self.queue._queue) if self.queue else 0
+    return len(self.pending._queue)
+
+
+def _create_event(self: App, key: Any, value: Any, headers: Any, message: Any) -> Any:
+    """Faust's `App.create_event`, with the app's `Event` class looked up once: fix 11."""
+    event_class = self.__dict__.get("_event_class")
+    if event_class is None:
+        event_class = self.__dict__["_event_class"] = self.conf.Event
+    return event_class(self, key, value, headers, message)
 
 
 async def _flush_until_empty(self: ProducerBuffer) -> None:
@@ -354,6 +380,8 @@ def apply(fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
     _fetch_max_wait_ms = fetch_max_wait_ms
     if not _applied:
         ProducerBuffer.flush = _flush_until_empty  # type: ignore[method-assign]
+        ProducerBuffer.size = property(_buffer_size)  # type: ignore[assignment,method-assign]
+        App.create_event = _create_event  # type: ignore[method-assign]
         Producer.flush = _flush_with_pending_outputs  # type: ignore[method-assign]
         Recovery.on_recovery_completed = _seek_then_resume  # type: ignore[method-assign]
         Consumer.resume_partitions = _resume_partitions  # type: ignore[method-assign]
