@@ -157,13 +157,26 @@ def bench_cel(states: Annotated[int, typer.Option()] = 50_000) -> None:
 
 
 @app.command()
-def run() -> None:
-    """The stream worker. Configured by CLIENTSHIFT_* environment variables (see README); with no
-    CLIENTSHIFT_BROKER it starts an embedded local broker and uses the sandbox CRM."""
+def run(
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", envvar="CLIENTSHIFT_CONFIG",
+        help="YAML file of settings: the CLIENTSHIFT_* names in lower case without the prefix "
+             "(`group_id: crm-prod`, `topic: {events: crm.events}`); the environment overrides it")] = None,
+) -> None:
+    """The stream worker. Configured by CLIENTSHIFT_* environment variables (see README) or a config file;
+    with no CLIENTSHIFT_BROKER it starts an embedded local broker and uses the sandbox CRM."""
     from connectors.registry import UnknownConnector
+    from workers.config_file import ConfigError, apply_config, read_config
     from workers.kafka.runner import run_worker
     from workers.kafka.settings import Settings
 
+    if config is not None:
+        try:
+            # Into the environment, so connectors and the normalizer read the file's settings too.
+            apply_config(read_config(config), os.environ)
+        except ConfigError as exc:
+            err.print(str(exc), highlight=False, markup=False)
+            raise typer.Exit(2) from None
     try:
         run_worker(Settings.from_env())
     except UnknownConnector as exc:
