@@ -268,6 +268,34 @@ def record(
     err.print(f"recorded {count} messages from {topic} to {out_file}")
 
 
+@app.command()
+def lag(
+    broker: Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")] = None,
+    group: Annotated[Optional[str], typer.Option(help="consumer group (default: CLIENTSHIFT_GROUP_ID)")] = None,
+    output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+) -> None:
+    """The worker group's committed offset, end offset and lag on every partition it reads."""
+    from rich.table import Table
+
+    from workers.kafka.topics import partition_lag
+
+    settings = _kafka_settings(broker)
+    group = group or settings.group_id
+    rows = partition_lag(settings, group, settings.topics.consumed())
+    if output is OutputFormat.json:
+        out.print_json(data=[{"topic": r.topic, "partition": r.partition, "committed": r.committed, "end": r.end,
+                              "lag": r.lag} for r in rows])
+        return
+    table = Table(title=f"consumer group {group}")
+    for column in ("topic", "partition", "committed", "end", "lag"):
+        table.add_column(column, justify="left" if column == "topic" else "right")
+    for r in rows:
+        table.add_row(r.topic, str(r.partition), "-" if r.committed is None else str(r.committed), str(r.end),
+                      str(r.lag))
+    out.print(table)
+    out.print(f"total lag: {sum(r.lag for r in rows)}")
+
+
 ingress_app = typer.Typer(help="Webhook endpoints.", no_args_is_help=True)
 backfill_app = typer.Typer(help="Seed state from what a CRM already holds.", no_args_is_help=True)
 app.add_typer(ingress_app, name="ingress")

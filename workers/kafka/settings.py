@@ -29,6 +29,10 @@ class Topics:
     def all(self) -> list[str]:
         return [self.events, self.ticks, self.actions, self.audit, self.dlq, self.hubspot_raw, self.salesforce_raw]
 
+    def consumed(self) -> list[str]:
+        """What the worker's consumer group reads (the others it only writes)."""
+        return [self.events, self.ticks, self.actions, self.hubspot_raw]
+
 
 @dataclass(frozen=True)
 class Settings:

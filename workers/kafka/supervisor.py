@@ -86,7 +86,7 @@ class WorkerProcess:
 def wait_until_quiet(settings: Settings, workers: list[WorkerProcess], timeout: float = 120.0) -> None:
     """Block until every input, tick and action has been processed and committed, and no deadline is
     due: twice in a row, so a tick or action produced between two looks is not missed."""
-    topics = [settings.topics.events, settings.topics.ticks, settings.topics.actions, settings.topics.hubspot_raw]
+    topics = settings.topics.consumed()
     deadline = time.monotonic() + timeout
     quiet_looks = 0
     while time.monotonic() < deadline:

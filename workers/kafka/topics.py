@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from contextlib import closing
+from dataclasses import dataclass
 from typing import Iterable
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -80,11 +81,31 @@ def committed_offsets(settings: Settings, group: str, partitions: Iterable[Topic
         consumer.close()
 
 
-def group_lag(settings: Settings, group: str, topics: Iterable[str]) -> dict[str, int]:
-    """Messages not yet committed by `group`, per topic."""
+@dataclass(frozen=True)
+class PartitionLag:
+    """Where a group stands on one partition; `committed` is None before the group's first commit there."""
+
+    topic: str
+    partition: int
+    committed: int | None
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.end - (self.committed or 0))
+
+
+def partition_lag(settings: Settings, group: str, topics: Iterable[str]) -> list[PartitionLag]:
+    """What `kafka-consumer-groups --describe` shows for a group's offsets: committed, end and lag of every
+    partition of `topics`, in topic and partition order."""
     marks = high_watermarks(settings, list(topics))
     committed = committed_offsets(settings, group, marks)
+    return [PartitionLag(tp.topic, tp.partition, committed.get(tp), end) for tp, end in marks.items()]
+
+
+def group_lag(settings: Settings, group: str, topics: Iterable[str]) -> dict[str, int]:
+    """Messages not yet committed by `group`, per topic."""
     lag: dict[str, int] = {}
-    for tp, end in marks.items():
-        lag[tp.topic] = lag.get(tp.topic, 0) + max(0, end - committed.get(tp, 0))
+    for row in partition_lag(settings, group, topics):
+        lag[row.topic] = lag.get(row.topic, 0) + row.lag
     return lag
