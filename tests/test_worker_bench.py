@@ -18,7 +18,7 @@ ROWS = ("raw aiokafka consumer + json.loads", "minimal Faust agent (decode only)
 
 def test_the_worker_benchmark_drains_the_topic_with_every_contender_and_reports_each():
     console = Console(record=True, width=220)
-    bench.run(2_000, 200, console, trickle=60, trickle_rate=30.0)
+    bench.run(2_000, 200, console, trickle=60, trickle_rate=30.0, rounds=3)
     text = console.export_text()
     for row in ROWS:
         line = next((line for line in text.splitlines() if row in line), None)
@@ -32,6 +32,13 @@ def test_the_worker_benchmark_drains_the_topic_with_every_contender_and_reports_
         assert int(cpu_us) >= 0 and int(broker_us) >= 0
         if row.startswith("full worker"):
             assert int(cpu_us) > 0
+    # Three pairs of minimal agent and worker; the table's ratio is the middle one of theirs.
+    rounds = re.search(r"in each of 3 rounds: ([\d.]+)x, ([\d.]+)x, ([\d.]+)x; the table shows the median round "
+                       r"\(([\d.]+)x\)", text)
+    assert rounds is not None, text
+    assert float(rounds.group(4)) == sorted(float(rounds.group(n)) for n in (1, 2, 3))[1] > 0
+    full_row = next(line for line in text.splitlines() if ROWS[3] in line)
+    assert f"│ {float(rounds.group(4)):.2f}x │" in re.sub(r"\s+│\s+", " │ ", full_row)
     cpu = re.search(r"full worker vs minimal Faust agent: (\d+) vs (\d+) µs, a ratio of ([\d.]+)x", text)
     assert cpu is not None, text
     assert abs(float(cpu.group(3)) - int(cpu.group(2)) / int(cpu.group(1))) < 0.05

@@ -195,11 +195,13 @@ def bench_worker(
     event_bytes: Annotated[Optional[int], typer.Option(
         help="pad each event to about this many bytes of JSON with text no rule reads (the issue's "
              "baselines were measured at ~1,000); default: the generator's own ~190")] = None,
+    rounds: Annotated[int, typer.Option(min=1, help="pairs of minimal Faust agent and full worker, measured "
+                                                    "one after the other; the median pair is reported")] = 3,
 ) -> None:
     """The worker on the local broker against a raw aiokafka loop and a minimal Faust agent, same run."""
     from workers.kafka.bench import run as run_bench
 
-    run_bench(events, accounts, out, event_bytes)
+    run_bench(events, accounts, out, event_bytes, rounds=rounds)
 
 
 def _example(name: str) -> Path:
