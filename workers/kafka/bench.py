@@ -298,9 +298,14 @@ def run(events: int, accounts: int, console: Console, event_bytes: int | None = 
                       run_.cpu_us(), run_.broker_us())
     console.print(table)
     if rounds > 1:
-        console.print(f"full worker vs minimal Faust agent in each of {rounds} rounds: "
-                      + ", ".join(f"{f.rate / m.rate:.2f}x" for m, f in pairs)
-                      + f"; the table shows the median round ({full.rate / minimal.rate:.2f}x)")
+        each = Table(title=f"full worker vs minimal Faust agent in each of {rounds} rounds (the table above shows "
+                           f"the median round, {full.rate / minimal.rate:.2f}x)")
+        for column in ("round", "minimal events/s", "minimal CPU µs/event", "worker events/s",
+                       "worker CPU µs/event", "worker vs minimal"):
+            each.add_column(column, justify="right")
+        for n, (m, f) in enumerate(pairs, 1):
+            each.add_row(str(n), f"{m.rate:,.0f}", m.cpu_us(), f"{f.rate:,.0f}", f.cpu_us(), f"{f.rate / m.rate:.2f}x")
+        console.print(each)
     if full.cpu and minimal.cpu:
         # What the rate ratio would be if both were busy all the time, without their idle time.
         console.print(f"CPU per event, full worker vs minimal Faust agent: {full.cpu_us()} vs {minimal.cpu_us()} µs, "
