@@ -57,7 +57,9 @@ def plan_actions(before: AccountState, status: str, rule: str, flags: tuple[str,
                  trigger: str, policy: Policy) -> list[Action]:
     """The actions one evaluation calls for, given the state before it (pure)."""
     tag_due = status != before.written_status
-    firing = [spec for spec in policy.tasks if spec.fires(before.status, status, before.flags, flags)]
+    # Every task trigger is a change of status or of a flag; most evaluations change neither.
+    changed = status != before.status or flags != before.flags
+    firing = [spec for spec in policy.tasks if spec.fires(before.status, status, before.flags, flags)] if changed else []
     if not tag_due and not firing:
         return []  # the common case: nothing changed, so nothing to format
     reason = _reason(rule, policy)
