@@ -100,7 +100,7 @@ def test_every_setting_the_code_reads_is_known_to_the_file_or_deliberately_not()
         "CLIENTSHIFT_SASL_PASSWORD",  # a secret
         "CLIENTSHIFT_CONFIG",  # names the file itself
         "CLIENTSHIFT_BENCH_FAUST_FIXES",  # set by the benchmark for its baseline process
-        "CLIENTSHIFT_INGRESS_PORT",  # `clientshift ingress`, not the worker
+        "CLIENTSHIFT_INGRESS_PORT",  # read by the command line as it parses, before a file is read
     }
     read = set()
     for source in [*ROOT.joinpath("workers").rglob("*.py"), *ROOT.joinpath("connectors").rglob("*.py")]:
@@ -140,3 +140,27 @@ def test_the_readme_example_is_a_valid_config(tmp_path):
     assert (settings.broker, settings.security_protocol, settings.partitions) == (
         "b-1.example:9096,b-2.example:9096", "SASL_SSL", 12)
     assert read_config(path)["CLIENTSHIFT_HUBSPOT_ID_PROPERTY"] == "domain"
+
+
+def test_the_kafka_commands_read_the_file_too(tmp_path):
+    """`lag` (like `produce`, `record`, `ingress`, `backfill`) takes its broker and group from the file."""
+    from workers.kafka.local_broker import LocalBroker
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+    def lag(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "workers.cli", "lag", "--config", str(path)], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    with LocalBroker() as broker:
+        path = tmp_path / "c.yaml"
+        path.write_text(f"broker: {broker.bootstrap}\ngroup_id: from-the-file\ntopic:\n  events: c.events\n")
+        before = lag(path)  # no topic created yet: said, not shown as an empty table
+        from workers.kafka.topics import ensure_topics
+
+        ensure_topics(settings_from(path))  # the commands' own environment stays without the file's values
+        after = lag(path)
+    assert before.returncode == 1
+    assert "not on the broker: c.events, clientshift.ticks, clientshift.actions" in before.stderr
+    assert after.returncode == 0, after.stderr
+    assert "consumer group from-the-file" in after.stdout and "c.events" in after.stdout
+    assert "not on the broker" not in after.stderr

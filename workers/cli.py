@@ -156,27 +156,34 @@ def bench_cel(states: Annotated[int, typer.Option()] = 50_000) -> None:
 
 
 
+ConfigFile = Annotated[Optional[Path], typer.Option(
+    "--config", envvar="CLIENTSHIFT_CONFIG",
+    help="YAML file of settings: the CLIENTSHIFT_* names in lower case without the prefix "
+         "(`group_id: crm-prod`, `topic: {events: crm.events}`); the environment overrides it")]
+
+
+def _apply_config(config: Optional[Path]) -> None:
+    if config is None:
+        return
+    from workers.config_file import ConfigError, apply_config, read_config
+
+    try:
+        # Into the environment, so connectors and the normalizer read the file's settings too.
+        apply_config(read_config(config), os.environ)
+    except ConfigError as exc:
+        err.print(str(exc), highlight=False, markup=False)
+        raise typer.Exit(2) from None
+
+
 @app.command()
-def run(
-    config: Annotated[Optional[Path], typer.Option(
-        "--config", envvar="CLIENTSHIFT_CONFIG",
-        help="YAML file of settings: the CLIENTSHIFT_* names in lower case without the prefix "
-             "(`group_id: crm-prod`, `topic: {events: crm.events}`); the environment overrides it")] = None,
-) -> None:
+def run(config: ConfigFile = None) -> None:
     """The stream worker. Configured by CLIENTSHIFT_* environment variables (see README) or a config file;
     with no CLIENTSHIFT_BROKER it starts an embedded local broker and uses the sandbox CRM."""
     from connectors.registry import UnknownConnector
-    from workers.config_file import ConfigError, apply_config, read_config
     from workers.kafka.runner import run_worker
     from workers.kafka.settings import Settings
 
-    if config is not None:
-        try:
-            # Into the environment, so connectors and the normalizer read the file's settings too.
-            apply_config(read_config(config), os.environ)
-        except ConfigError as exc:
-            err.print(str(exc), highlight=False, markup=False)
-            raise typer.Exit(2) from None
+    _apply_config(config)
     try:
         run_worker(Settings.from_env())
     except UnknownConnector as exc:
@@ -218,11 +225,12 @@ def demo(events: Annotated[Optional[Path], typer.Argument(help="JSON-lines event
     raise typer.Exit(run_demo(events or _example("events.jsonl"), out))
 
 
-def _kafka_settings(broker: Optional[str]):
+def _kafka_settings(broker: Optional[str], config: Optional[Path] = None):
     from dataclasses import replace
 
     from workers.kafka.settings import Settings
 
+    _apply_config(config)
     settings = Settings.from_env()
     if broker:
         settings = replace(settings, broker=broker)
@@ -237,6 +245,7 @@ def produce(
     files: Annotated[list[Path], typer.Argument(help="JSON-lines event files")],
     broker: Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")] = None,
     topic: Annotated[Optional[str], typer.Option(help="default: the events topic")] = None,
+    config: ConfigFile = None,
 ) -> None:
     """Publish JSON-lines events to the input topic, keyed by account."""
     from rich.progress import Progress
@@ -244,7 +253,7 @@ def produce(
     from workers.kafka.streams import produce as produce_lines
     from workers.replay import read_event_files
 
-    settings = _kafka_settings(broker)
+    settings = _kafka_settings(broker, config)
     lines = list(read_event_files(files))
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("producing", total=len(lines))
@@ -257,13 +266,14 @@ def record(
     topic: Annotated[str, typer.Option(help="topic to capture")],
     out_file: Annotated[Path, typer.Option("--out", help="JSON-lines file to write")],
     broker: Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")] = None,
+    config: ConfigFile = None,
 ) -> None:
     """Capture a topic, from the beginning to its current end, to JSON lines for replay in tests."""
     from rich.progress import Progress
 
     from workers.kafka.streams import record as record_topic
 
-    settings = _kafka_settings(broker)
+    settings = _kafka_settings(broker, config)
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task(f"recording {topic}", total=None)
         count = record_topic(settings, topic, out_file, on_record=lambda n: progress.update(task, completed=n))
@@ -275,15 +285,22 @@ def lag(
     broker: Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")] = None,
     group: Annotated[Optional[str], typer.Option(help="consumer group (default: CLIENTSHIFT_GROUP_ID)")] = None,
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+    config: ConfigFile = None,
 ) -> None:
     """The worker group's committed offset, end offset and lag on every partition it reads."""
     from rich.table import Table
 
     from workers.kafka.topics import partition_lag
 
-    settings = _kafka_settings(broker)
+    settings = _kafka_settings(broker, config)
     group = group or settings.group_id
-    rows = partition_lag(settings, group, settings.topics.consumed())
+    topics = settings.topics.consumed()
+    rows = partition_lag(settings, group, topics)
+    missing = [topic for topic in topics if topic not in {r.topic for r in rows}]
+    if missing:
+        err.print(f"not on the broker: {', '.join(missing)}", highlight=False)
+    if len(missing) == len(topics):
+        raise typer.Exit(1)  # wrong broker or topic names, most likely: nothing to show
     if output is OutputFormat.json:
         out.print_json(data=[{"topic": r.topic, "partition": r.partition, "committed": r.committed, "end": r.end,
                               "lag": r.lag} for r in rows])
@@ -308,13 +325,14 @@ app.add_typer(backfill_app, name="backfill")
 def ingress_hubspot(
     port: Annotated[int, typer.Option(envvar="CLIENTSHIFT_INGRESS_PORT")] = 8080,
     broker: Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")] = None,
+    config: ConfigFile = None,
 ) -> None:
     """Receive HubSpot webhooks (POST /webhooks/hubspot), verify signature v3, publish to the raw topic."""
     from connectors.hubspot.settings import SettingsError
     from workers.kafka.ingress import run_ingress
 
     try:
-        run_ingress(_kafka_settings(broker), port)
+        run_ingress(_kafka_settings(broker, config), port)
     except SettingsError as exc:
         err.print(str(exc))
         raise typer.Exit(2) from None
@@ -326,6 +344,7 @@ def backfill_hubspot(
     checkpoint: Annotated[Optional[Path], typer.Option(help="resume file (last hs_object_id read)")] = None,
     broker: Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")] = None,
     portal: Annotated[str, typer.Option(help="portal id, for the events' source")] = "unknown",
+    config: ConfigFile = None,
 ) -> None:
     """Read every HubSpot company through the search API and emit canonical events (resumable)."""
     from rich.progress import Progress
@@ -333,6 +352,7 @@ def backfill_hubspot(
     from connectors.hubspot.backfill import backfill_companies
     from connectors.hubspot.settings import SettingsError
 
+    _apply_config(config)  # HubSpot settings too, read below
     if out_file is None:
         from kafka import KafkaProducer
 
