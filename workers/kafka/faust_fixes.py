@@ -53,8 +53,9 @@
    the restart bug fixes 7 and 8 correct.
 11. Two settings lookups per message: Faust's conductor checks the producer buffer's size before every
    message (`ProducerBuffer.size` reads `app.conf.producer_threaded`) and builds every event through
-   `app.conf.Event`. A setting read goes through `SettingsRegistry.__getattribute__` and a descriptor,
-   about 5% of the worker's main thread together (py-spy). Both settings are fixed once the app is
+   `app.conf.Event`. A setting read goes through `SettingsRegistry.__getattribute__` and a descriptor:
+   with timeit, `size` took 1.80 us and `create_event` 1.54 us, and 0.23 and 0.45 us with the settings
+   read once, about 2% of the worker's main thread together. Both settings are fixed once the app is
    configured, so `_buffer_size` and `_create_event` read them once per buffer and app.
 """
 
