@@ -296,7 +296,8 @@ def lag(
     group = group or settings.group_id
     topics = settings.topics.consumed()
     rows = partition_lag(settings, group, topics)
-    missing = [topic for topic in topics if topic not in {r.topic for r in rows}]
+    present = {r.topic for r in rows}
+    missing = [topic for topic in topics if topic not in present]
     if missing:
         err.print(f"not on the broker: {', '.join(missing)}", highlight=False)
     if len(missing) == len(topics):

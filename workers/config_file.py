@@ -81,12 +81,10 @@ def read_config(path: Path) -> dict[str, str]:
     return values
 
 
-def apply_config(values: Mapping[str, str], environ: MutableMapping[str, str]) -> list[str]:
-    """Set the file's settings that the environment leaves unset; returns the names set."""
-    applied = [name for name in values if name not in environ]
-    for name in applied:
-        environ[name] = values[name]
-    return applied
+def apply_config(values: Mapping[str, str], environ: MutableMapping[str, str]) -> None:
+    """Set the file's settings that the environment leaves unset."""
+    for name, value in values.items():
+        environ.setdefault(name, value)
 
 
 def _flatten(mapping: Mapping[Any, Any], parent: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:

@@ -243,8 +243,8 @@ def _round_settings(settings: Settings, n: int) -> Settings:
 def run(events: int, accounts: int, console: Console, event_bytes: int | None = None,
         trickle: int = 200, trickle_rate: float = 20.0, rounds: int = 3) -> None:
     """`rounds` pairs of the minimal Faust agent and the full worker, one after the other: on a shared
-    machine one pair's ratio can be off by a fifth, so the table shows the pair with the median ratio
-    and a line lists them all."""
+    machine one pair's ratio can be off by a fifth, so the main table shows the pair with the median
+    ratio and a second table lists every pair."""
     stream = generate(events, accounts, seed=11)
     if event_bytes:
         stream = padded(stream, event_bytes, seed=11)
