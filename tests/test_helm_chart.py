@@ -709,6 +709,7 @@ def test_notes(r: Renderer) -> None:
     assert "https://hooks.clientshift.example.com/webhooks/hubspot" in notes
     assert "helm test rel -n clientshift" in notes
     assert "exec deployment/rel-clientshift-worker -c worker -- clientshift lag" in notes
+    assert "exec deployment/rel-clientshift-worker -c worker -- clientshift dlq show" in notes
     assert "input topic partitions: 6" in notes
     assert "placeholder" not in notes
     assert "none needed" in r.notes()

@@ -45,7 +45,7 @@ def test_cli_json_has_the_documented_shape_and_is_byte_identical_across_runs(tmp
     doc = json.loads(first.stdout)
     assert set(doc) == {"accounts", "actions", "stats"}
     assert [a["account"] for a in doc["accounts"]] == sorted(a["account"] for a in doc["accounts"])
-    assert doc["stats"] == {"events": 34, "duplicates": 1, "invalid": 0}
+    assert doc["stats"] == {"events": 34, "duplicates": 1, "invalid": 0, "too_late": 0}
     tag = next(a for a in doc["actions"] if a["type"] == "tag")
     assert {"account", "type", "key", "at", "name", "value"} <= set(tag)
     task = next(a for a in doc["actions"] if a["type"] == "task")

@@ -4,6 +4,9 @@ sandbox CRM. Each test uses its own topics and consumer group on one broker."""
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 import json
 import re
 import signal
@@ -24,6 +27,7 @@ from workers.kafka.streams import produce, record
 from workers.kafka.supervisor import WorkerProcess, wait_until_quiet
 from workers.kafka.topics import ensure_topics, high_watermarks
 from workers.replay import SourcedLine, read_event_files, replay
+from workers.rules import load_policy
 from workers.events import parse_event
 from workers.timeutil import format_rfc3339, parse_rfc3339
 
@@ -109,7 +113,11 @@ def harness(broker, tmp_path):
 
 
 def expected(lines, as_of: str | None = None) -> dict:
-    result = replay(lines, as_of=parse_rfc3339(as_of) if as_of else None)
+    return expected_with(lines, None, as_of)
+
+
+def expected_with(lines, rules: Path | None, as_of: str | None = None) -> dict:
+    result = replay(lines, load_policy(rules), as_of=parse_rfc3339(as_of) if as_of else None)
     return {"status": {a: s.status for a, s in result.accounts.items()},
             "tasks": sorted(a.key for a in result.actions if a.type == "task"),
             "tag_keys": {a.key for a in result.actions if a.type == "tag"}}
@@ -299,3 +307,59 @@ def test_bad_input_goes_to_the_dlq_with_a_reason_and_the_rest_is_processed(harne
         assert by_original[value]["kind"] == "event"
     assert "time" in by_original[b'{"owner_id": "9"}']["reason"]
     assert "clientshift_dlq_total{kind=\"event\"} 5.0" in worker.get("/metrics")[1]
+
+
+def test_an_event_older_than_the_history_horizon_is_dead_lettered_and_applied_once_redriven(harness):
+    """Refused with the horizon at 30 days; re-driven while the cause stands, dead-lettered again, naming
+    the first letter; re-driven after the horizon is raised, applied once although sent twice."""
+    default = (ROOT / "workers" / "rules" / "default.yaml").read_text()
+    rules = harness.work / "rules.yaml"
+    rules.write_text(default.replace("  history_days: null\n", "  history_days: 30\n"))
+    first = raw("order.placed", "late", "2026-03-01T00:00:00Z", order_id="1")
+    lines = [SourcedLine(f"x:{n}", json.dumps(event)) for n, event in enumerate([
+        first,
+        raw("csm.assigned", "late", "2026-01-15T00:00:00Z", owner_id="7", id_="late-csm"),  # 45 days before
+        first,  # a redelivery: inside the horizon, so still known
+        raw("order.placed", "late", "2026-02-10T00:00:00Z", order_id="2"),  # late, but inside it: applied
+        raw("order.placed", "late", "2026-03-05T00:00:00Z", order_id="3", id_="third-order"),
+    ])]
+    worker = harness.worker(CLIENTSHIFT_RULES=str(rules))
+    worker.wait_ready()
+    harness.produce(lines)
+    harness.quiet()
+    [dead] = harness.dlq()
+    assert base64.b64decode(dead["original_base64"]) == lines[1].raw.encode()
+    assert "more than history_days (30) before the account's clock 2026-03-01T00:00:00Z" in dead["reason"]
+    metrics = worker.get("/metrics")[1]
+    assert "clientshift_events_too_late_total 1.0" in metrics
+    assert "clientshift_events_duplicate_total 1.0" in metrics
+    crm = harness.crm()
+    assert crm["status"] == {"late": "customer"}  # the CSM was not applied
+    assert crm["tasks"] == ["late|offer_csm_plan|event:test/third-order"]
+    assert crm == expected_with(lines, rules)
+
+    def redrive() -> None:
+        done = subprocess.run([sys.executable, "-m", "workers.cli", "dlq", "redrive", "--reason", "history_days"],
+                              env={**os.environ, **harness.env()}, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        harness.quiet()
+
+    redrive()  # the horizon is still 30 days: refused again
+    # The DLQ is read partition by partition, so the two letters can come in either order.
+    again, first_letter = sorted(harness.dlq(), key=lambda letter: "clientshift-redriven-from" not in letter["headers"])
+    assert again["original_base64"] == first_letter["original_base64"]
+    assert "history_days (30) before the account's clock 2026-03-05T00:00:00Z" in again["reason"]
+    assert again["headers"]["clientshift-redriven-from"].startswith(f"{harness.settings.topics.dlq}:")
+
+    worker.stop()
+    rules.write_text(default.replace("  history_days: null\n", "  history_days: 60\n"))
+    fixed = harness.worker(CLIENTSHIFT_RULES=str(rules))
+    fixed.wait_ready()
+    redrive()  # both letters: the same event twice
+    assert "clientshift_events_duplicate_total 1.0" in fixed.get("/metrics")[1]
+    crm = harness.crm()
+    assert crm["status"] == {"late": "client"}
+    assert crm["tasks"] == ["late|offer_csm_plan|event:test/third-order", "late|welcome_client|event:test/late-csm"]
+    assert len(harness.dlq()) == 2
+    assert crm == expected_with([lines[n] for n in (0, 2, 3, 4, 1, 1)],
+                                harness.work / "rules.yaml")  # what replay gives for what the worker saw

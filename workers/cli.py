@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
+from collections import Counter
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -85,7 +87,7 @@ def replay(
         if target is not None:
             target.close()
     for rejected in result.rejected:
-        err.print(f"{rejected.where}: invalid event: {rejected.reason}", highlight=False, markup=False)
+        err.print(f"{rejected.where}: {rejected.kind}: {rejected.reason}", highlight=False, markup=False)
     if format is OutputFormat.json:
         sys.stdout.write(result.to_json() + "\n")
     else:
@@ -314,6 +316,69 @@ def lag(
                       str(r.lag))
     out.print(table)
     out.print(f"total lag: {sum(r.lag for r in rows)}")
+
+
+dlq_app = typer.Typer(help="Look at the dead-letter topic, and send its letters again once fixed.",
+                      no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+
+class LetterKind(str, Enum):
+    event = "event"
+    hubspot_webhook = "hubspot_webhook"
+    action = "action"
+
+
+Broker = Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")]
+KindFilter = Annotated[Optional[LetterKind], typer.Option("--kind", help="only letters of this kind")]
+ReasonFilter = Annotated[Optional[str], typer.Option("--reason", help="only letters whose reason contains this "
+                                                                      "(case-insensitive)")]
+
+
+@dlq_app.command("show")
+def dlq_show(broker: Broker = None, kind: KindFilter = None, reason: ReasonFilter = None,
+             output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+             config: ConfigFile = None) -> None:
+    """Every letter on the dead-letter topic: where it came from and why (`--format json`: with the
+    original bytes, base64)."""
+    from rich.table import Table
+
+    from workers.kafka.dlq import read_dead_letters, selected
+
+    settings = _kafka_settings(broker, config)
+    letters = list(selected(read_dead_letters(settings), kind and kind.value, reason))
+    if output is OutputFormat.json:
+        out.print_json(data=[{"partition": d.partition, "offset": d.offset, "kind": d.kind, "reason": d.reason,
+                              "origin": d.origin(), "context": d.context, "headers": d.headers,
+                              "original_base64": base64.b64encode(d.original).decode()} for d in letters])
+        return
+    table = Table(title=f"dead letters on {settings.topics.dlq}")
+    for column in ("at", "kind", "from", "reason"):
+        table.add_column(column)
+    for d in letters:
+        table.add_row(d.where, d.kind, d.origin(), d.reason)
+    out.print(table)
+    counts = Counter(d.kind for d in letters)
+    out.print(f"{len(letters)} letters" + (": " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+                                           if counts else ""))
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(broker: Broker = None, kind: KindFilter = None, reason: ReasonFilter = None,
+                dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would be sent; send nothing")] = False,
+                config: ConfigFile = None) -> None:
+    """Send letters back where they came from, once their cause is fixed (a new rules file, schema or
+    CRM setting). Safe to repeat: applied events and written actions are recognised and skipped."""
+    from workers.kafka.dlq import read_dead_letters, redrive, selected
+
+    settings = _kafka_settings(broker, config)
+    report = redrive(settings, selected(read_dead_letters(settings), kind and kind.value, reason), dry_run)
+    for letter in report.skipped:
+        err.print(f"{settings.topics.dlq}:{letter.where}: {letter.kind}: nowhere to send it", highlight=False)
+    verb = "would send" if dry_run else "sent"
+    total = sum(report.sent.values())
+    out.print(f"{verb} {total} letters" + (": " + ", ".join(f"{n} to {t}" for t, n in sorted(report.sent.items()))
+                                          if total else ""), highlight=False)
 
 
 ingress_app = typer.Typer(help="Webhook endpoints.", no_args_is_help=True)

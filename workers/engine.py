@@ -15,8 +15,8 @@ from workers.events import CanonicalEvent
 from workers.facts import compute_facts, next_change, with_status
 from workers.fastinit import fast_frozen_init
 from workers.rules.policy import Policy
-from workers.state import AccountState, apply_event
-from workers.timeutil import format_rfc3339
+from workers.state import AccountState, apply_event, forget_old_ids
+from workers.timeutil import DAY, format_rfc3339
 
 # A safety net, not a limit anyone should meet: change points only move forward, so this many
 # deadlines in one catch-up would mean a bug, and stopping beats spinning forever.
@@ -56,6 +56,8 @@ class Step:
     decisions: tuple[Decision, ...] = ()
     actions: tuple[Action, ...] = ()
     duplicate: bool = False
+    # Why the event was not applied although it is valid: it is older than the history horizon.
+    too_late: str | None = None
 
     def then(self, later: Step) -> Step:
         return Step(later.state, self.decisions + later.decisions, self.actions + later.actions,
@@ -65,6 +67,8 @@ class Step:
 class Engine:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
+        days = policy.params.get("history_days")
+        self.horizon: float | None = None if days is None else days * DAY
 
     @staticmethod
     def new_state(account: str) -> AccountState:
@@ -75,12 +79,26 @@ class Engine:
 
         A late event is applied at the account's clock (its watermark): time never runs backwards for an
         account, so a deadline that already fired is never undone by an older event.
+
+        With a history horizon (`params.history_days`) only the ids of about that much history are
+        kept, so an event older than the account's clock minus the horizon cannot be told from a
+        duplicate: it is refused (`too_late`) rather than risk applying it twice.
         """
-        if event.dedupe_key in state.seen:
+        key = event.dedupe_key
+        if key in state.seen or key in state.seen_before:
             return Step(state, duplicate=True)
+        horizon = self.horizon
+        if horizon is not None and state.clock is not None and event.time <= state.clock - horizon:
+            return Step(state, too_late=(
+                f"event time {format_rfc3339(event.time)} is more than history_days "
+                f"({self.policy.params['history_days']}) before the account's clock "
+                f"{format_rfc3339(state.clock)}: ids that old are no longer kept, so it cannot be "
+                "checked for a duplicate"))
         at = event.time if state.clock is None else max(state.clock, event.time)
         caught_up = self.advance(state, at)
         applied = apply_event(caught_up.state, event, at)
+        if horizon is not None:
+            applied = forget_old_ids(applied, at, horizon)
         return caught_up.then(self._evaluate(applied, at, f"event:{event.dedupe_key}"))
 
     def advance(self, state: AccountState, until: float) -> Step:

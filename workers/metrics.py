@@ -7,6 +7,8 @@ from prometheus_client import Counter, Gauge, Histogram
 EVENTS_IN = Counter("clientshift_events_in_total", "Messages read from the input topics", ["topic"])
 EVENTS_INVALID = Counter("clientshift_events_invalid_total", "Events rejected by the contract")
 DUPLICATES = Counter("clientshift_events_duplicate_total", "Events ignored because their id was seen")
+TOO_LATE = Counter("clientshift_events_too_late_total",
+                   "Events older than the history horizon (params.history_days), sent to the DLQ")
 TRANSITIONS = Counter("clientshift_status_transitions_total", "Status changes", ["from_status", "to_status"])
 FLAGS_RAISED = Counter("clientshift_flags_raised_total", "Flags going false -> true", ["flag"])
 DEADLINES = Counter("clientshift_deadlines_fired_total", "Evaluations triggered by a deadline")

@@ -36,7 +36,7 @@ def replay_tables(result: ReplayResult, console: Console) -> None:
     console.print(actions)
     stats = result.stats
     console.print(f"{stats['events']} events, {stats['duplicates']} duplicates ignored, "
-                  f"{stats['invalid']} invalid; {len(result.actions)} actions")
+                  f"{stats['invalid']} invalid, {stats['too_late']} too late; {len(result.actions)} actions")
 
 
 def crm_tables(snapshot: Mapping[str, Any], console: Console) -> None:

@@ -37,6 +37,7 @@ class SourcedLine:
 class Rejected:
     where: str
     reason: str
+    kind: str = "invalid event"  # or "too late": valid, but older than the history horizon
 
 
 @dataclass
@@ -81,7 +82,7 @@ class Replayer:
         self.actions: list[Action] = []
         self.decisions: list[Decision] = []
         self.rejected: list[Rejected] = []
-        self.stats = {"events": 0, "duplicates": 0, "invalid": 0}
+        self.stats = {"events": 0, "duplicates": 0, "invalid": 0, "too_late": 0}
         self.watermark: float | None = None
         self._deadlines: list[tuple[float, str]] = []
 
@@ -97,6 +98,10 @@ class Replayer:
         step = self.engine.handle(state, event)
         if step.duplicate:
             self.stats["duplicates"] += 1
+            return
+        if step.too_late:
+            self.stats["too_late"] += 1
+            self.rejected.append(Rejected(item.where if isinstance(item, SourcedLine) else "-", step.too_late, "too late"))
             return
         self.stats["events"] += 1
         self.watermark = event.time if self.watermark is None else max(self.watermark, event.time)

@@ -24,7 +24,11 @@ class AccountState:
     kind: str | None = None  # company | person
     # The account's own clock: the latest instant it was evaluated at (event or deadline).
     clock: float | None = None
+    # Event ids, for deduplication: all of them, or, with a history horizon, two generations (see
+    # forget_old_ids). `seen_since` is the clock at which the current generation started.
     seen: frozenset[str] = frozenset()
+    seen_before: frozenset[str] = frozenset()
+    seen_since: float | None = None
     orders: Mapping[str, Record] = field(default_factory=dict)  # id -> {at, refunded}
     subscriptions: Mapping[str, Record] = field(default_factory=dict)  # id -> {plan, active, at}
     csm: Record | None = None  # {owner_id, owner_name, since}
@@ -52,6 +56,7 @@ class AccountState:
         # changelog write.
         out = {name: getattr(self, name) for name in _FIELDS}
         out["seen"] = sorted(self.seen)
+        out["seen_before"] = sorted(self.seen_before)
         out["services"] = [list(item) for item in self.services]
         out["flags"] = list(self.flags)
         return out
@@ -65,6 +70,7 @@ class AccountState:
     def from_dict(cls, raw: Mapping[str, Any]) -> AccountState:
         values = dict(raw)
         values["seen"] = frozenset(values.get("seen", ()))
+        values["seen_before"] = frozenset(values.get("seen_before", ()))  # absent from rows written before it
         values["services"] = tuple((str(c), float(t)) for c, t in values.get("services", ()))
         values["flags"] = tuple(values.get("flags", ()))
         return cls(**values)
@@ -75,7 +81,7 @@ _FIELDS = tuple(f.name for f in fields(AccountState))
 
 def _json_extra(value: Any) -> Any:
     if isinstance(value, frozenset):
-        return sorted(value)  # `seen`, in a stable order
+        return sorted(value)  # `seen` and `seen_before`, in a stable order
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
@@ -100,6 +106,22 @@ def _with(mapping: Mapping[str, Record], key: str, **changes: Any) -> dict[str, 
     updated = dict(mapping)
     updated[key] = {**mapping.get(key, {}), **changes}
     return updated
+
+
+def forget_old_ids(state: AccountState, at: float, horizon: float) -> AccountState:
+    """Bound the ids kept for deduplication to about `horizon` seconds of the account's clock.
+
+    Ids are kept in two generations rather than with a time each (a time per id would add a fifth to
+    every changelog row, horizon or not): once the current generation is `horizon` old, it becomes the
+    previous one and the previous one is dropped. So an id applied at clock `c` is kept at least until
+    the clock passes `c + horizon` (and at most twice that), and any event with a time after
+    `clock - horizon` is checked exactly; the engine refuses older ones (Engine.handle).
+    """
+    if state.seen_since is None:
+        return state.evolve(seen_since=at)
+    if at - state.seen_since < horizon:
+        return state
+    return state.evolve(seen=frozenset(), seen_before=state.seen, seen_since=at)
 
 
 def apply_event(state: AccountState, event: CanonicalEvent, at: float) -> AccountState:

@@ -263,6 +263,14 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         if step.duplicate:
             metrics.DUPLICATES.inc()
             return
+        if step.too_late:
+            metrics.TOO_LATE.inc()
+            log.warning("event older than the history horizon sent to the DLQ",
+                        extra={"account": canonical.subject, "event_id": canonical.id, "topic": message.topic,
+                               "partition": message.partition, "offset": message.offset})
+            await to_dlq("event", step.too_late, event.value, message.headers, topic=message.topic,
+                         partition=message.partition, offset=message.offset)
+            return
         keep(step, message.partition)
 
     @app.agent(inputs, name="process")

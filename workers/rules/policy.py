@@ -8,6 +8,7 @@ engine", for the benchmark that weighed that against raw speed).
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -47,7 +48,11 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "professional_services_window_days": 365,
     "long_contract_min_days": 365,
     "orders_window_days": 180,
+    # How much of an account's history its state keeps event ids for (days of the account's own
+    # clock); null keeps every id. See Engine.handle for what happens to an event older than that.
+    "history_days": None,
 }
+_OPTIONAL_PARAMS = frozenset({"history_days"})
 _STATUS_ENV = cel.NewEnv(variables=FACT_TYPES)
 _FLAG_ENV = cel.NewEnv(variables={**FACT_TYPES, "status": _T.STRING})
 _CEL_POSITION = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
@@ -216,7 +221,7 @@ class _Builder:
             self._problem("-", root, "a rules file is a YAML mapping with status, flags, tag and tasks")
 
     def build(self) -> Policy:
-        params = {**DEFAULT_PARAMS, **(self.doc.get("params") or {})}
+        params = self._params()
         status_rules, status_programs = self._status_rules()
         flag_rules, flag_programs = self._flag_rules()
         tasks = self._tasks({r.name for r in flag_rules})
@@ -234,6 +239,26 @@ class _Builder:
         policy._status_memo = Memo([r.when for r in status_rules], list(FACT_TYPES), buckets)
         policy._flags_memo = Memo([r.when for r in flag_rules], [*FACT_TYPES, "status"], buckets)
         return policy
+
+    def _params(self) -> dict[str, Any]:
+        given = self.doc.get("params") or {}
+        if not isinstance(given, dict):
+            self._problem("params", self._node("params"), "`params` must be a mapping")
+            return dict(DEFAULT_PARAMS)
+        for name, value in given.items():
+            node = self._node("params", name)
+            if name not in DEFAULT_PARAMS:
+                near = difflib.get_close_matches(str(name), DEFAULT_PARAMS, n=1)
+                hint = f" (did you mean {near[0]}?)" if near else f"; known: {', '.join(DEFAULT_PARAMS)}"
+                self._problem("params", node, f"unknown parameter `{name}`{hint}")
+            elif value is None and name in _OPTIONAL_PARAMS:
+                continue
+            elif isinstance(DEFAULT_PARAMS[name], list):
+                if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                    self._problem("params", node, f"`{name}` must be a list of strings")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
+                self._problem("params", node, f"`{name}` must be a number of days above 0")
+        return {**DEFAULT_PARAMS, **given}
 
     def _status_rules(self) -> tuple[list[StatusRule], list[Any]]:
         rules, programs = [], []

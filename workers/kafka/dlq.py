@@ -1,0 +1,127 @@
+"""Reading the dead-letter topic back, and sending its letters again once their cause is fixed:
+`clientshift dlq show` and `clientshift dlq redrive`.
+
+A letter goes back where it came from, with its original bytes and headers: an event to the topic it
+was read from, a HubSpot webhook batch to the raw HubSpot topic, an action to the actions topic. That is
+safe to repeat: the engine ignores an event id it has applied, and the CRM connectors an action key
+they have written. A letter whose cause is not fixed is dead-lettered again, as a new letter whose
+`clientshift-redriven-from` header names the old one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+from kafka import KafkaProducer
+
+from workers.kafka.settings import Settings
+from workers.kafka.streams import read_topic, subject_key
+
+REDRIVEN_FROM = "clientshift-redriven-from"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    partition: int  # where the letter itself is, on the DLQ topic
+    offset: int
+    kind: str  # event | hubspot_webhook | action
+    reason: str
+    original: bytes
+    headers: dict[str, str]
+    context: dict[str, Any]  # where the original was read from, or which account and connector
+
+    @property
+    def where(self) -> str:
+        return f"{self.partition}:{self.offset}"
+
+    def origin(self) -> str:
+        context = self.context
+        if "topic" in context:
+            return f"{context['topic']}:{context.get('partition')}:{context.get('offset')}"
+        if "key" in context:
+            return f"{context.get('connector')} {context['key']}"
+        return "-"
+
+
+def read_dead_letters(settings: Settings) -> Iterator[DeadLetter]:
+    """The DLQ topic's letters, up to its end now. A record that is not a letter (someone else's write)
+    is reported as kind `unreadable` rather than skipped, so `show` accounts for every record."""
+    for message in read_topic(settings, settings.topics.dlq):
+        try:
+            body = json.loads(message.value)
+            known = {"kind", "reason", "original_base64", "headers"}
+            yield DeadLetter(message.partition, message.offset, str(body["kind"]), str(body["reason"]),
+                             base64.b64decode(body["original_base64"], validate=True), dict(body.get("headers") or {}),
+                             {k: v for k, v in body.items() if k not in known})
+        except (ValueError, KeyError, TypeError) as exc:
+            yield DeadLetter(message.partition, message.offset, "unreadable", f"not a dead letter: {exc!r}",
+                             message.value or b"", {}, {})
+
+
+def selected(letters: Iterable[DeadLetter], kind: str | None, reason: str | None) -> Iterator[DeadLetter]:
+    needle = reason.lower() if reason else None
+    for letter in letters:
+        if (kind is None or letter.kind == kind) and (needle is None or needle in letter.reason.lower()):
+            yield letter
+
+
+@dataclass(frozen=True)
+class Resend:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def resend_of(letter: DeadLetter, settings: Settings) -> Resend | None:
+    """Where and how a letter goes back; None for what cannot go anywhere (an unreadable record)."""
+    topics = settings.topics
+    headers = [(k, v.encode()) for k, v in letter.headers.items() if k != REDRIVEN_FROM]
+    headers.append((REDRIVEN_FROM, f"{topics.dlq}:{letter.where}".encode()))
+    if letter.kind == "event":
+        # The account's key when the letter names one; otherwise none, and the worker re-keys the event
+        # by its subject, as it does for any event keyed by something else.
+        return Resend(str(letter.context.get("topic") or topics.events), _subject(letter), letter.original, headers)
+    if letter.kind == "hubspot_webhook":
+        return Resend(topics.hubspot_raw, None, letter.original, headers)
+    if letter.kind == "action":
+        account = letter.context.get("account")
+        return Resend(topics.actions, account.encode() if isinstance(account, str) else None, letter.original,
+                      headers)
+    return None
+
+
+def _subject(letter: DeadLetter) -> bytes | None:
+    subject = letter.headers.get("ce_subject")
+    return subject.encode() if subject else subject_key(letter.original)
+
+
+@dataclass
+class RedriveReport:
+    sent: Counter[str]  # by topic
+    skipped: list[DeadLetter]  # selected, but with nowhere to go
+
+
+def redrive(settings: Settings, letters: Iterable[DeadLetter], dry_run: bool = False) -> RedriveReport:
+    report = RedriveReport(Counter(), [])
+    producer = None if dry_run else KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
+                                                  **settings.kafka_python_security())
+    try:
+        for letter in letters:
+            resend = resend_of(letter, settings)
+            if resend is None:
+                report.skipped.append(letter)
+                continue
+            if producer is not None:
+                producer.send(resend.topic, key=resend.key, value=resend.value, headers=resend.headers)
+            report.sent[resend.topic] += 1
+        if producer is not None:
+            producer.flush()
+    finally:
+        if producer is not None:
+            producer.close()
+    return report
