@@ -20,6 +20,7 @@ from workers.kafka.local_broker import LocalBroker
 from workers.kafka.settings import Settings
 from workers.kafka.streams import read_topic
 from workers.kafka.topics import ensure_topics
+from workers.timeutil import format_rfc3339
 
 EVENT = json.dumps({"specversion": "1.0", "id": "e-1", "source": "billing", "type": "crm.order.placed",
                     "subject": "acme", "time": "2026-01-01T00:00:00Z", "data": {}}).encode()
@@ -41,8 +42,8 @@ def dlq():
         ensure_topics(settings)
         topics = settings.topics
         letters = [
-            dead_letter("event", '"order_id" is a required property', EVENT, None, topic=topics.events,
-                        partition=2, offset=7),
+            dead_letter("event", '"order_id" is a required property', EVENT, None, original_key=b"acme-key",
+                        topic=topics.events, partition=2, offset=7),
             dead_letter("event", "ce_time: 'yesterday' is not an RFC 3339 timestamp", b'{"owner_id": "9"}',
                         BINARY_HEADERS, topic=topics.events, partition=1, offset=3),
             dead_letter("hubspot_webhook", "not a HubSpot webhook event: unexpected end", WEBHOOK, None),
@@ -72,6 +73,10 @@ def test_show_lists_every_letter_with_its_origin_and_reason(dlq):
     assert [d["kind"] for d in letters] == ["event", "event", "hubspot_webhook", "action", "unreadable"]
     assert letters[0]["origin"] == f"{settings.topics.events}:2:7"
     assert base64.b64decode(letters[0]["original_base64"]) == EVENT
+    assert base64.b64decode(letters[0]["original_key_base64"]) == b"acme-key"
+    assert letters[1]["original_key_base64"] is None
+    when = {m.offset: format_rfc3339(m.timestamp / 1000) for m in read_topic(settings, settings.topics.dlq)}
+    assert [d["dead_lettered_at"] for d in letters] == [when[n] for n in range(5)]
     assert letters[1]["headers"]["ce_subject"] == "globex"
     assert letters[3]["origin"] == "hubspot initech|welcome_client|event:x"
     assert base64.b64decode(letters[4]["original_base64"]) == b"not a letter at all"
@@ -95,9 +100,9 @@ def test_redrive_sends_each_kind_back_to_its_topic_as_it_was(dlq):
     assert sent.returncode == 0, sent.stderr
     assert f"sent 2 letters: 2 to {topics.events}" in sent.stdout
     structured, binary = sorted(read_topic(settings, topics.events), key=lambda m: m.value != EVENT)
-    assert structured.value == EVENT and structured.key == b"acme"
+    assert structured.value == EVENT and structured.key == b"acme-key"  # the original key, kept
     assert dict(structured.headers)[REDRIVEN_FROM] == f"{topics.dlq}:{partition}:0".encode()
-    assert binary.key == b"globex" and binary.value == b'{"owner_id": "9"}'
+    assert binary.key == b"globex" and binary.value == b'{"owner_id": "9"}'  # no key kept: the account
     assert sorted(h for h in binary.headers if h[0] != REDRIVEN_FROM) == sorted(BINARY_HEADERS)
     assert dict(binary.headers)[REDRIVEN_FROM] == f"{topics.dlq}:{partition}:1".encode()
 

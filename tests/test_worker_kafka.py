@@ -329,6 +329,7 @@ def test_an_event_older_than_the_history_horizon_is_dead_lettered_and_applied_on
     harness.quiet()
     [dead] = harness.dlq()
     assert base64.b64decode(dead["original_base64"]) == lines[1].raw.encode()
+    assert base64.b64decode(dead["original_key_base64"]) == b"late"
     assert "more than history_days (30) before the account's clock 2026-03-01T00:00:00Z" in dead["reason"]
     metrics = worker.get("/metrics")[1]
     assert "clientshift_events_too_late_total 1.0" in metrics

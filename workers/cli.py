@@ -348,15 +348,17 @@ def dlq_show(broker: Broker = None, kind: KindFilter = None, reason: ReasonFilte
     settings = _kafka_settings(broker, config)
     letters = list(selected(read_dead_letters(settings), kind and kind.value, reason))
     if output is OutputFormat.json:
-        out.print_json(data=[{"partition": d.partition, "offset": d.offset, "kind": d.kind, "reason": d.reason,
-                              "origin": d.origin(), "context": d.context, "headers": d.headers,
-                              "original_base64": base64.b64encode(d.original).decode()} for d in letters])
+        out.print_json(data=[{"partition": d.partition, "offset": d.offset, "dead_lettered_at": d.dead_lettered_at,
+                              "kind": d.kind, "reason": d.reason, "origin": d.origin(), "context": d.context,
+                              "headers": d.headers, "original_base64": base64.b64encode(d.original).decode(),
+                              "original_key_base64": None if d.original_key is None else
+                              base64.b64encode(d.original_key).decode()} for d in letters])
         return
     table = Table(title=f"dead letters on {settings.topics.dlq}")
-    for column in ("at", "kind", "from", "reason"):
+    for column in ("letter", "dead-lettered at", "kind", "from", "reason"):
         table.add_column(column)
     for d in letters:
-        table.add_row(d.where, d.kind, d.origin(), d.reason)
+        table.add_row(d.where, d.dead_lettered_at, d.kind, d.origin(), d.reason)
     out.print(table)
     counts = Counter(d.kind for d in letters)
     out.print(f"{len(letters)} letters" + (": " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))

@@ -227,9 +227,13 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
                                                   "from_status": decision.previous_status,
                                                   "to_status": decision.status, "rule": decision.rule})
 
-    async def to_dlq(kind: str, reason: str, value: bytes | None, headers: Any, **context: Any) -> None:
+    async def to_dlq(kind: str, reason: str, value: bytes | None, headers: Any, message_key: bytes | None = None,
+                     **context: Any) -> None:
+        # Keyed as the original was (an action by its account), so one account's letters stay in order on
+        # one partition, and `clientshift dlq redrive` sends them back in that order.
         metrics.DLQ.labels(kind).inc()
-        dlq_topic.send_soon(value=dead_letter(kind, reason, value, headers, **context))
+        dlq_topic.send_soon(key=message_key,
+                            value=dead_letter(kind, reason, value, headers, original_key=message_key, **context))
 
     events_in: dict[str, Any] = {}  # labelled counters by topic, looked up once, not per event
 
@@ -250,7 +254,7 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
             log.warning("invalid event sent to the DLQ", extra={"reason": exc.reason, "topic": message.topic,
                                                                  "partition": message.partition,
                                                                  "offset": message.offset})
-            await to_dlq("event", exc.reason, event.value, message.headers, topic=message.topic,
+            await to_dlq("event", exc.reason, event.value, message.headers, event.key, topic=message.topic,
                          partition=message.partition, offset=message.offset)
             return
         key = (event.key or b"").decode("utf-8", errors="replace")
@@ -268,7 +272,7 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
             log.warning("event older than the history horizon sent to the DLQ",
                         extra={"account": canonical.subject, "event_id": canonical.id, "topic": message.topic,
                                "partition": message.partition, "offset": message.offset})
-            await to_dlq("event", step.too_late, event.value, message.headers, topic=message.topic,
+            await to_dlq("event", step.too_late, event.value, message.headers, event.key, topic=message.topic,
                          partition=message.partition, offset=message.offset)
             return
         keep(step, message.partition)
@@ -364,7 +368,8 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
             for result in results:
                 if result.outcome is Outcome.PERMANENT:
                     await to_dlq("action", result.detail, json.dumps(result.action.to_dict()).encode(), None,
-                                 account=result.action.account, key=result.action.key, connector=name)
+                                 result.action.account.encode(), account=result.action.account,
+                                 key=result.action.key, connector=name)
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

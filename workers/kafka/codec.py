@@ -54,8 +54,8 @@ def decode_message(value: bytes | None, headers: Headers | None) -> CanonicalEve
 
 
 def dead_letter(kind: str, reason: str, original: bytes | None, headers: Headers | None = None,
-                **context: Any) -> bytes:
-    """The DLQ record: why, and the original bytes (base64, so nothing is lost to decoding)."""
+                original_key: bytes | None = None, **context: Any) -> bytes:
+    """The DLQ record: why, and the original bytes and key (base64, so nothing is lost to decoding)."""
     record = {
         "kind": kind,
         "reason": reason,
@@ -63,4 +63,6 @@ def dead_letter(kind: str, reason: str, original: bytes | None, headers: Headers
         "headers": {k: v.decode("utf-8", errors="replace") for k, v in _as_dict(headers).items()},
         **context,
     }
+    if original_key is not None:
+        record["original_key_base64"] = base64.b64encode(original_key).decode("ascii")
     return json.dumps(record, sort_keys=True).encode("utf-8")

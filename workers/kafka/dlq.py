@@ -20,6 +20,7 @@ from kafka import KafkaProducer
 
 from workers.kafka.settings import Settings
 from workers.kafka.streams import read_topic, subject_key
+from workers.timeutil import format_rfc3339
 
 REDRIVEN_FROM = "clientshift-redriven-from"
 
@@ -28,15 +29,21 @@ REDRIVEN_FROM = "clientshift-redriven-from"
 class DeadLetter:
     partition: int  # where the letter itself is, on the DLQ topic
     offset: int
+    timestamp_ms: int  # when it was dead-lettered
     kind: str  # event | hubspot_webhook | action
     reason: str
     original: bytes
+    original_key: bytes | None
     headers: dict[str, str]
     context: dict[str, Any]  # where the original was read from, or which account and connector
 
     @property
     def where(self) -> str:
         return f"{self.partition}:{self.offset}"
+
+    @property
+    def dead_lettered_at(self) -> str:
+        return format_rfc3339(self.timestamp_ms / 1000)
 
     def origin(self) -> str:
         context = self.context
@@ -53,13 +60,15 @@ def read_dead_letters(settings: Settings) -> Iterator[DeadLetter]:
     for message in read_topic(settings, settings.topics.dlq):
         try:
             body = json.loads(message.value)
-            known = {"kind", "reason", "original_base64", "headers"}
-            yield DeadLetter(message.partition, message.offset, str(body["kind"]), str(body["reason"]),
-                             base64.b64decode(body["original_base64"], validate=True), dict(body.get("headers") or {}),
-                             {k: v for k, v in body.items() if k not in known})
+            known = {"kind", "reason", "original_base64", "original_key_base64", "headers"}
+            key = body.get("original_key_base64")
+            yield DeadLetter(message.partition, message.offset, message.timestamp, str(body["kind"]),
+                             str(body["reason"]), base64.b64decode(body["original_base64"], validate=True),
+                             None if key is None else base64.b64decode(key, validate=True),
+                             dict(body.get("headers") or {}), {k: v for k, v in body.items() if k not in known})
         except (ValueError, KeyError, TypeError) as exc:
-            yield DeadLetter(message.partition, message.offset, "unreadable", f"not a dead letter: {exc!r}",
-                             message.value or b"", {}, {})
+            yield DeadLetter(message.partition, message.offset, message.timestamp, "unreadable",
+                             f"not a dead letter: {exc!r}", message.value or b"", message.key, {}, {})
 
 
 def selected(letters: Iterable[DeadLetter], kind: str | None, reason: str | None) -> Iterator[DeadLetter]:
@@ -83,15 +92,16 @@ def resend_of(letter: DeadLetter, settings: Settings) -> Resend | None:
     headers = [(k, v.encode()) for k, v in letter.headers.items() if k != REDRIVEN_FROM]
     headers.append((REDRIVEN_FROM, f"{topics.dlq}:{letter.where}".encode()))
     if letter.kind == "event":
-        # The account's key when the letter names one; otherwise none, and the worker re-keys the event
-        # by its subject, as it does for any event keyed by something else.
-        return Resend(str(letter.context.get("topic") or topics.events), _subject(letter), letter.original, headers)
+        # The original key; for letters written before keys were kept, the account the event names (or
+        # none, and the worker re-keys it by its subject, as it does any event keyed by something else).
+        key = letter.original_key if letter.original_key is not None else _subject(letter)
+        return Resend(str(letter.context.get("topic") or topics.events), key, letter.original, headers)
     if letter.kind == "hubspot_webhook":
-        return Resend(topics.hubspot_raw, None, letter.original, headers)
+        return Resend(topics.hubspot_raw, letter.original_key, letter.original, headers)
     if letter.kind == "action":
         account = letter.context.get("account")
-        return Resend(topics.actions, account.encode() if isinstance(account, str) else None, letter.original,
-                      headers)
+        key = letter.original_key or (account.encode() if isinstance(account, str) else None)
+        return Resend(topics.actions, key, letter.original, headers)
     return None
 
 
