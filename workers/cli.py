@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -28,6 +28,10 @@ app.add_typer(bench_app, name="bench")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+
+
+# The Kafka commands' shared option.
+Broker = Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")]
 
 
 class OutputFormat(str, Enum):
@@ -245,7 +249,7 @@ def _kafka_settings(broker: Optional[str], config: Optional[Path] = None):
 @app.command()
 def produce(
     files: Annotated[list[Path], typer.Argument(help="JSON-lines event files")],
-    broker: Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")] = None,
+    broker: Broker = None,
     topic: Annotated[Optional[str], typer.Option(help="default: the events topic")] = None,
     config: ConfigFile = None,
 ) -> None:
@@ -267,7 +271,7 @@ def produce(
 def record(
     topic: Annotated[str, typer.Option(help="topic to capture")],
     out_file: Annotated[Path, typer.Option("--out", help="JSON-lines file to write")],
-    broker: Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")] = None,
+    broker: Broker = None,
     config: ConfigFile = None,
 ) -> None:
     """Capture a topic, from the beginning to its current end, to JSON lines for replay in tests."""
@@ -284,7 +288,7 @@ def record(
 
 @app.command()
 def lag(
-    broker: Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")] = None,
+    broker: Broker = None,
     group: Annotated[Optional[str], typer.Option(help="consumer group (default: CLIENTSHIFT_GROUP_ID)")] = None,
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
     config: ConfigFile = None,
@@ -329,7 +333,6 @@ class LetterKind(str, Enum):
     action = "action"
 
 
-Broker = Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")]
 KindFilter = Annotated[Optional[LetterKind], typer.Option("--kind", help="only letters of this kind")]
 ReasonFilter = Annotated[Optional[str], typer.Option("--reason", help="only letters whose reason contains this "
                                                                       "(case-insensitive)")]
@@ -371,10 +374,21 @@ def dlq_redrive(broker: Broker = None, kind: KindFilter = None, reason: ReasonFi
                 config: ConfigFile = None) -> None:
     """Send letters back where they came from, once their cause is fixed (a new rules file, schema or
     CRM setting). Safe to repeat: applied events and written actions are recognised and skipped."""
+    from rich.progress import Progress
+
     from workers.kafka.dlq import read_dead_letters, redrive, selected
 
     settings = _kafka_settings(broker, config)
-    report = redrive(settings, selected(read_dead_letters(settings), kind and kind.value, reason), dry_run)
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("reading letters", total=None)
+
+        def counted(letters: Iterator[Any]) -> Iterator[Any]:
+            for n, letter in enumerate(letters, 1):
+                progress.update(task, completed=n)
+                yield letter
+
+        report = redrive(settings, counted(selected(read_dead_letters(settings), kind and kind.value, reason)),
+                         dry_run)
     for letter in report.skipped:
         err.print(f"{settings.topics.dlq}:{letter.where}: {letter.kind}: nowhere to send it", highlight=False)
     verb = "would send" if dry_run else "sent"
@@ -392,7 +406,7 @@ app.add_typer(backfill_app, name="backfill")
 @ingress_app.command("hubspot")
 def ingress_hubspot(
     port: Annotated[int, typer.Option(envvar="CLIENTSHIFT_INGRESS_PORT")] = 8080,
-    broker: Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")] = None,
+    broker: Broker = None,
     config: ConfigFile = None,
 ) -> None:
     """Receive HubSpot webhooks (POST /webhooks/hubspot), verify signature v3, publish to the raw topic."""
@@ -410,7 +424,7 @@ def ingress_hubspot(
 def backfill_hubspot(
     out_file: Annotated[Optional[Path], typer.Option("--out", help="write events here instead of producing")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="resume file (last hs_object_id read)")] = None,
-    broker: Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")] = None,
+    broker: Broker = None,
     portal: Annotated[str, typer.Option(help="portal id, for the events' source")] = "unknown",
     config: ConfigFile = None,
 ) -> None:
