@@ -82,7 +82,7 @@ def test_show_lists_every_letter_with_its_origin_and_reason(dlq):
     assert base64.b64decode(letters[4]["original_base64"]) == b"not a letter at all"
     table = cli("show", "--kind", "event", "--reason", "RFC 3339")
     assert table.returncode == 0, table.stderr
-    assert "1 letters: 1 event" in table.stdout and "yesterday" in table.stdout and "order_id" not in table.stdout
+    assert "1 letter: 1 event" in table.stdout and "yesterday" in table.stdout and "order_id" not in table.stdout
 
 
 def test_redrive_sends_each_kind_back_to_its_topic_as_it_was(dlq):

@@ -338,6 +338,10 @@ ReasonFilter = Annotated[Optional[str], typer.Option("--reason", help="only lett
                                                                       "(case-insensitive)")]
 
 
+def _letters(count: int) -> str:
+    return f"{count} letter" + ("" if count == 1 else "s")
+
+
 @dlq_app.command("show")
 def dlq_show(broker: Broker = None, kind: KindFilter = None, reason: ReasonFilter = None,
              output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
@@ -364,7 +368,7 @@ def dlq_show(broker: Broker = None, kind: KindFilter = None, reason: ReasonFilte
         table.add_row(d.where, d.dead_lettered_at, d.kind, d.origin(), d.reason)
     out.print(table)
     counts = Counter(d.kind for d in letters)
-    out.print(f"{len(letters)} letters" + (": " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    out.print(_letters(len(letters)) + (": " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
                                            if counts else ""))
 
 
@@ -393,7 +397,7 @@ def dlq_redrive(broker: Broker = None, kind: KindFilter = None, reason: ReasonFi
         err.print(f"{settings.topics.dlq}:{letter.where}: {letter.kind}: nowhere to send it", highlight=False)
     verb = "would send" if dry_run else "sent"
     total = sum(report.sent.values())
-    out.print(f"{verb} {total} letters" + (": " + ", ".join(f"{n} to {t}" for t, n in sorted(report.sent.items()))
+    out.print(f"{verb} {_letters(total)}" + (": " + ", ".join(f"{n} to {t}" for t, n in sorted(report.sent.items()))
                                           if total else ""), highlight=False)
 
 
