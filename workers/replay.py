@@ -87,11 +87,12 @@ class Replayer:
         self._deadlines: list[tuple[float, str]] = []
 
     def feed(self, item: CanonicalEvent | SourcedLine | Mapping[str, Any] | str | bytes) -> None:
+        where = item.where if isinstance(item, SourcedLine) else "-"
         try:
             event = self._parse(item)
         except InvalidEvent as exc:
             self.stats["invalid"] += 1
-            self.rejected.append(Rejected(item.where if isinstance(item, SourcedLine) else "-", exc.reason))
+            self.rejected.append(Rejected(where, exc.reason))
             return
         self._fire_until(event.time)
         state = self.states.get(event.subject) or self.engine.new_state(event.subject)
@@ -101,7 +102,7 @@ class Replayer:
             return
         if step.too_late:
             self.stats["too_late"] += 1
-            self.rejected.append(Rejected(item.where if isinstance(item, SourcedLine) else "-", step.too_late, "too late"))
+            self.rejected.append(Rejected(where, step.too_late, "too late"))
             return
         self.stats["events"] += 1
         self.watermark = event.time if self.watermark is None else max(self.watermark, event.time)
