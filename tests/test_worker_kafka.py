@@ -282,10 +282,14 @@ def test_bad_input_goes_to_the_dlq_with_a_reason_and_the_rest_is_processed(harne
         json.dumps(raw("property.changed", "b3", "2026-01-01T00:00:00Z", name="n", value="x" * 70_000)).encode():
             "over the 65536-byte limit",
     }
-    producer = KafkaProducer(bootstrap_servers=harness.settings.bootstrap_servers, max_request_size=200_000)
+    # Under Kafka's 1 MB record limit, but a letter with it in base64 would be over it: sending that
+    # letter used to stop the worker, and a restart met the same message again.
+    huge = json.dumps(raw("property.changed", "b4", "2026-01-01T00:00:00Z", name="n", value="x" * 900_000)).encode()
+    producer = KafkaProducer(bootstrap_servers=harness.settings.bootstrap_servers, max_request_size=2_000_000)
     topic = harness.settings.topics.events
     for value in bad:
         producer.send(topic, key=b"b", value=value)
+    producer.send(topic, key=b"b4", value=huge)
     producer.send(topic, key=b"good", value=json.dumps(good).encode())
     binary_headers = [("ce_specversion", b"1.0"), ("ce_id", b"bin-1"), ("ce_source", b"billing"),
                       ("ce_type", b"crm.csm.assigned"), ("ce_subject", b"binary"),
@@ -300,13 +304,16 @@ def test_bad_input_goes_to_the_dlq_with_a_reason_and_the_rest_is_processed(harne
     harness.quiet()
     assert harness.crm()["status"] == {"good": "customer", "binary": "client"}
     dead = harness.dlq()
-    assert len(dead) == len(bad) + 1
+    assert len(dead) == len(bad) + 2
+    [cut] = [d for d in dead if "original_bytes" in d]
+    assert cut["original_bytes"] == len(huge) and "900" in cut["reason"] and "65536-byte limit" in cut["reason"]
+    assert huge.startswith(base64.b64decode(cut["original_base64"])) and cut["offset"] >= 0
     by_original = {base64.b64decode(d["original_base64"]): d for d in dead}
     for value, reason in bad.items():
         assert reason in by_original[value]["reason"], by_original[value]["reason"]
         assert by_original[value]["kind"] == "event"
     assert "time" in by_original[b'{"owner_id": "9"}']["reason"]
-    assert "clientshift_dlq_total{kind=\"event\"} 5.0" in worker.get("/metrics")[1]
+    assert "clientshift_dlq_total{kind=\"event\"} 6.0" in worker.get("/metrics")[1]
 
 
 def test_an_event_older_than_the_history_horizon_is_dead_lettered_and_applied_once_redriven(harness):

@@ -359,13 +359,15 @@ def dlq_show(broker: Broker = None, kind: KindFilter = None, reason: ReasonFilte
                               "kind": d.kind, "reason": d.reason, "origin": d.origin(), "context": d.context,
                               "headers": d.headers, "original_base64": base64.b64encode(d.original).decode(),
                               "original_key_base64": None if d.original_key is None else
-                              base64.b64encode(d.original_key).decode()} for d in letters])
+                              base64.b64encode(d.original_key).decode(),
+                              "original_bytes": d.original_bytes} for d in letters])
         return
     table = Table(title=f"dead letters on {settings.topics.dlq}")
     for column in ("letter", "dead-lettered at", "kind", "from", "reason"):
         table.add_column(column)
     for d in letters:
-        table.add_row(d.where, d.dead_lettered_at, d.kind, d.origin(), d.reason)
+        cut = "" if d.original_bytes is None else f" (the letter holds {len(d.original)} of {d.original_bytes} bytes)"
+        table.add_row(d.where, d.dead_lettered_at, d.kind, d.origin(), d.reason + cut)
     out.print(table)
     counts = Counter(d.kind for d in letters)
     out.print(_letters(len(letters)) + (": " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
@@ -393,8 +395,9 @@ def dlq_redrive(broker: Broker = None, kind: KindFilter = None, reason: ReasonFi
 
         report = redrive(settings, counted(selected(read_dead_letters(settings), kind and kind.value, reason)),
                          dry_run)
-    for letter in report.skipped:
-        err.print(f"{settings.topics.dlq}:{letter.where}: {letter.kind}: nowhere to send it", highlight=False)
+    for letter, why_not in report.skipped:
+        err.print(f"{settings.topics.dlq}:{letter.where}: {letter.kind}: not sent: {why_not}", highlight=False,
+                  markup=False)
     verb = "would send" if dry_run else "sent"
     total = sum(report.sent.values())
     out.print(f"{verb} {_letters(total)}" + (": " + ", ".join(f"{n} to {t}" for t, n in sorted(report.sent.items()))

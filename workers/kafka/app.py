@@ -227,13 +227,16 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
                                                   "from_status": decision.previous_status,
                                                   "to_status": decision.status, "rule": decision.rule})
 
+    letter_limit = app.conf.producer_max_request_size
+
     async def to_dlq(kind: str, reason: str, value: bytes | None, headers: Any, message_key: bytes | None = None,
                      **context: Any) -> None:
         # Keyed as the original was (an action by its account), so one account's letters stay in order on
         # one partition, and `clientshift dlq redrive` sends them back in that order.
         metrics.DLQ.labels(kind).inc()
         dlq_topic.send_soon(key=message_key,
-                            value=dead_letter(kind, reason, value, headers, original_key=message_key, **context))
+                            value=dead_letter(kind, reason, value, headers, original_key=message_key,
+                                              max_bytes=letter_limit, **context))
 
     events_in: dict[str, Any] = {}  # labelled counters by topic, looked up once, not per event
 

@@ -53,16 +53,35 @@ def decode_message(value: bytes | None, headers: Headers | None) -> CanonicalEve
     return parse_event(structured)
 
 
+# Room left in a letter for its key, headers and record framing (Kafka's own per-record overhead is
+# tens of bytes; our headers are the original's, a few hundred).
+LETTER_SLACK = 16 * 1024
+
+
 def dead_letter(kind: str, reason: str, original: bytes | None, headers: Headers | None = None,
-                original_key: bytes | None = None, **context: Any) -> bytes:
-    """The DLQ record: why, and the original bytes and key (base64, so nothing is lost to decoding)."""
+                original_key: bytes | None = None, max_bytes: int | None = None, **context: Any) -> bytes:
+    """The DLQ record: why, and the original bytes and key (base64, so nothing is lost to decoding).
+
+    A letter must fit the producer's record limit, or sending it fails, the worker stops, and on restart
+    meets the same message again: one large message would stop the stream for good. Base64 makes a
+    letter a third larger than its original, so an original of ~750 KB, under Kafka's 1 MB limit
+    itself, would not fit. Such a letter keeps the original's first bytes and `original_bytes`, its
+    size; the whole original stays where `context` says it was read from, for the topic's retention.
+    """
+    original = original or b""
     record = {
         "kind": kind,
         "reason": reason,
-        "original_base64": base64.b64encode(original or b"").decode("ascii"),
+        "original_base64": base64.b64encode(original).decode("ascii"),
         "headers": {k: v.decode("utf-8", errors="replace") for k, v in _as_dict(headers).items()},
         **context,
     }
     if original_key is not None:
         record["original_key_base64"] = base64.b64encode(original_key).decode("ascii")
+    encoded = json.dumps(record, sort_keys=True).encode("utf-8")
+    if max_bytes is None or len(encoded) <= max_bytes - LETTER_SLACK:
+        return encoded
+    room = max_bytes - LETTER_SLACK - (len(encoded) - len(record["original_base64"])) - 64
+    record["original_base64"] = base64.b64encode(original[:max(0, room) // 4 * 3]).decode("ascii")
+    record["original_bytes"] = len(original)
     return json.dumps(record, sort_keys=True).encode("utf-8")

@@ -36,6 +36,7 @@ class DeadLetter:
     original_key: bytes | None
     headers: dict[str, str]
     context: dict[str, Any]  # where the original was read from, or which account and connector
+    original_bytes: int | None = None  # set when `original` is only the first bytes of one this size
 
     @property
     def where(self) -> str:
@@ -60,12 +61,13 @@ def read_dead_letters(settings: Settings) -> Iterator[DeadLetter]:
     for message in read_topic(settings, settings.topics.dlq):
         try:
             body = json.loads(message.value)
-            known = {"kind", "reason", "original_base64", "original_key_base64", "headers"}
+            known = {"kind", "reason", "original_base64", "original_key_base64", "original_bytes", "headers"}
             key = body.get("original_key_base64")
             yield DeadLetter(message.partition, message.offset, message.timestamp, str(body["kind"]),
                              str(body["reason"]), base64.b64decode(body["original_base64"], validate=True),
                              None if key is None else base64.b64decode(key, validate=True),
-                             dict(body.get("headers") or {}), {k: v for k, v in body.items() if k not in known})
+                             dict(body.get("headers") or {}), {k: v for k, v in body.items() if k not in known},
+                             body.get("original_bytes"))
         except (ValueError, KeyError, TypeError) as exc:
             yield DeadLetter(message.partition, message.offset, message.timestamp, "unreadable",
                              f"not a dead letter: {exc!r}", message.value or b"", message.key, {}, {})
@@ -86,8 +88,18 @@ class Resend:
     headers: list[tuple[str, bytes]]
 
 
-def resend_of(letter: DeadLetter, settings: Settings) -> Resend | None:
-    """Where and how a letter goes back; None for what cannot go anywhere (an unreadable record)."""
+def unsendable(letter: DeadLetter) -> str | None:
+    """Why a letter cannot be sent back, if it cannot."""
+    if letter.kind not in ("event", "hubspot_webhook", "action"):
+        return "not a letter: nowhere to send it"
+    if letter.original_bytes is not None:
+        return (f"the letter holds only the first {len(letter.original)} of {letter.original_bytes} bytes; "
+                f"the original is at {letter.origin()}")
+    return None
+
+
+def resend_of(letter: DeadLetter, settings: Settings) -> Resend:
+    """Where and how a letter goes back (for a letter `unsendable` says nothing against)."""
     topics = settings.topics
     headers = [(k, v.encode()) for k, v in letter.headers.items() if k != REDRIVEN_FROM]
     headers.append((REDRIVEN_FROM, f"{topics.dlq}:{letter.where}".encode()))
@@ -98,11 +110,9 @@ def resend_of(letter: DeadLetter, settings: Settings) -> Resend | None:
         return Resend(str(letter.context.get("topic") or topics.events), key, letter.original, headers)
     if letter.kind == "hubspot_webhook":
         return Resend(topics.hubspot_raw, letter.original_key, letter.original, headers)
-    if letter.kind == "action":
-        account = letter.context.get("account")
-        key = letter.original_key or (account.encode() if isinstance(account, str) else None)
-        return Resend(topics.actions, key, letter.original, headers)
-    return None
+    account = letter.context.get("account")  # an action
+    key = letter.original_key or (account.encode() if isinstance(account, str) else None)
+    return Resend(topics.actions, key, letter.original, headers)
 
 
 def _subject(letter: DeadLetter) -> bytes | None:
@@ -113,7 +123,7 @@ def _subject(letter: DeadLetter) -> bytes | None:
 @dataclass
 class RedriveReport:
     sent: Counter[str]  # by topic
-    skipped: list[DeadLetter]  # selected, but with nowhere to go
+    skipped: list[tuple[DeadLetter, str]]  # selected, but not sent, and why
 
 
 def redrive(settings: Settings, letters: Iterable[DeadLetter], dry_run: bool = False) -> RedriveReport:
@@ -122,10 +132,11 @@ def redrive(settings: Settings, letters: Iterable[DeadLetter], dry_run: bool = F
                                                   **settings.kafka_python_security())
     try:
         for letter in letters:
-            resend = resend_of(letter, settings)
-            if resend is None:
-                report.skipped.append(letter)
+            why_not = unsendable(letter)
+            if why_not is not None:
+                report.skipped.append((letter, why_not))
                 continue
+            resend = resend_of(letter, settings)
             if producer is not None:
                 producer.send(resend.topic, key=resend.key, value=resend.value, headers=resend.headers)
             report.sent[resend.topic] += 1
