@@ -7,6 +7,7 @@ import pytest
 import schemas
 from factory import raw
 from workers.events import MAX_EVENT_BYTES, InvalidEvent, parse_event
+from workers.timeutil import format_rfc3339
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +47,19 @@ BAD = {
     "impossible date": (raw("contract.signed", "a", "2026-01-01T00:00:00Z", contract_id="c", start="2026-13-01"),
                         "data.start: not a valid date"),
     "wrong specversion": ({**raw("meeting.held", "a", "2026-01-01T00:00:00Z"), "specversion": "0.3"}, "specversion"),
+    "after the calendar": (raw("meeting.held", "a", "9999-12-31T23:59:59Z"),
+                           "time: 9999-12-31T23:59:59Z is outside the engine's calendar, 1000-01-01T00:00:00Z to "
+                           "9000-01-01T00:00:00Z"),
+    "its end exactly": (raw("meeting.held", "a", "9000-01-01T00:00:00Z"), "outside the engine's calendar"),
+    "its end by the offset": (raw("meeting.held", "a", "8999-12-31T23:00:00-01:00"), "outside the engine's calendar"),
+    "before the calendar": (raw("meeting.held", "a", "0999-12-31T23:59:59Z"), "outside the engine's calendar"),
 }
+
+
+@pytest.mark.parametrize("time", ["1000-01-01T00:00:00Z", "8999-12-31T23:59:59.5Z", "0999-12-31T23:00:00-01:00"])
+def test_the_calendar_s_edges_are_inside_it(time):
+    assert format_rfc3339(parse_event(raw("meeting.held", "a", time)).time) in (
+        "1000-01-01T00:00:00Z", "8999-12-31T23:59:59.500Z")
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

@@ -281,6 +281,8 @@ def test_bad_input_goes_to_the_dlq_with_a_reason_and_the_rest_is_processed(harne
         json.dumps(raw("order.teleported", "b2", "2026-01-01T00:00:00Z")).encode(): "unknown event type",
         json.dumps(raw("property.changed", "b3", "2026-01-01T00:00:00Z", name="n", value="x" * 70_000)).encode():
             "over the 65536-byte limit",
+        # Valid by the schema; it used to stop the worker when a decision at year 10000 was printed.
+        json.dumps(raw("meeting.held", "b5", "9999-12-31T23:59:59Z")).encode(): "outside the engine's calendar",
     }
     # Under Kafka's 1 MB record limit, but a letter with it in base64 would be over it: sending that
     # letter used to stop the worker, and a restart met the same message again.
@@ -313,7 +315,7 @@ def test_bad_input_goes_to_the_dlq_with_a_reason_and_the_rest_is_processed(harne
         assert reason in by_original[value]["reason"], by_original[value]["reason"]
         assert by_original[value]["kind"] == "event"
     assert "time" in by_original[b'{"owner_id": "9"}']["reason"]
-    assert "clientshift_dlq_total{kind=\"event\"} 6.0" in worker.get("/metrics")[1]
+    assert "clientshift_dlq_total{kind=\"event\"} 7.0" in worker.get("/metrics")[1]
 
 
 def test_an_event_older_than_the_history_horizon_is_dead_lettered_and_applied_once_redriven(harness):

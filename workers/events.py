@@ -14,7 +14,7 @@ import orjson
 
 import schemas
 from workers.fastinit import fast_frozen_init
-from workers.timeutil import format_rfc3339, parse_date, parse_rfc3339
+from workers.timeutil import END_OF_TIME, START_OF_TIME, format_rfc3339, parse_date, parse_rfc3339
 
 MAX_EVENT_BYTES = 64 * 1024
 
@@ -91,6 +91,9 @@ def parse_event(raw: bytes | str | Mapping[str, Any]) -> CanonicalEvent:
         moment = parse_rfc3339(decoded["time"])
     except ValueError as exc:
         raise InvalidEvent(f"time: not a valid RFC 3339 timestamp ({exc})") from None
+    if not START_OF_TIME <= moment < END_OF_TIME:
+        raise InvalidEvent(f"time: {decoded['time']} is outside the engine's calendar, "
+                           f"{format_rfc3339(START_OF_TIME)} to {format_rfc3339(END_OF_TIME)}")
     data = decoded["data"]
     _check_dates(data)
     return CanonicalEvent(

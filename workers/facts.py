@@ -11,7 +11,7 @@ import math
 from typing import Any, Iterator, Mapping
 
 from workers.state import AccountState
-from workers.timeutil import DAY, days_until, whole_days_since
+from workers.timeutil import DAY, END_OF_TIME, days_until, whole_days_since
 
 
 def _open_contracts(state: AccountState) -> Iterator[Mapping[str, Any]]:
@@ -145,4 +145,4 @@ def next_change(state: AccountState, status: str, client_since: float | None, no
         for flip in day_thresholds["days_since_contact"]:
             if now < anchor + flip * DAY < soonest:
                 soonest = anchor + flip * DAY
-    return None if soonest == math.inf else soonest
+    return None if soonest >= END_OF_TIME else soonest  # also when there is none (math.inf)

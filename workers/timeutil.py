@@ -12,6 +12,13 @@ from functools import lru_cache
 
 DAY = 86_400.0
 _YEAR_10000 = 253_402_300_800  # first second that needs five digits of year
+# The engine's calendar: events outside it are refused and deadlines after its end never scheduled, so
+# every instant it prints, a task's due date included (at most a century later), has the four-digit
+# year RFC 3339 and datetime need. Before, one event dated 9999-12-31 (or 0001-01-01 with an offset east
+# of UTC) stopped the worker on every start.
+START_OF_TIME = -30_610_224_000.0  # 1000-01-01T00:00:00Z
+END_OF_TIME = 221_845_392_000.0  # 9000-01-01T00:00:00Z
+
 _TWO = tuple(f"{n:02d}" for n in range(60))  # hours, minutes, seconds
 _MILLIS = tuple(f".{n:03d}" for n in range(1000))
 

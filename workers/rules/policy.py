@@ -53,6 +53,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "history_days": None,
 }
 _OPTIONAL_PARAMS = frozenset({"history_days"})
+MAX_DUE_IN_DAYS = 36_500  # a century: due dates stay printable however late the engine's clock (timeutil.END_OF_TIME)
 _STATUS_ENV = cel.NewEnv(variables=FACT_TYPES)
 _FLAG_ENV = cel.NewEnv(variables={**FACT_TYPES, "status": _T.STRING})
 _CEL_POSITION = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
@@ -306,9 +307,9 @@ class _Builder:
                 self._problem(kind, self._node("tasks", index, "priority") or node,
                               f"priority must be one of {', '.join(PRIORITIES)}")
             due = item.get("due_in_days", 3)
-            if not isinstance(due, int) or due < 0:
+            if not isinstance(due, int) or isinstance(due, bool) or not 0 <= due <= MAX_DUE_IN_DAYS:
                 self._problem(kind, self._node("tasks", index, "due_in_days") or node,
-                              "due_in_days must be a whole number of days >= 0")
+                              f"due_in_days must be a whole number of days from 0 to {MAX_DUE_IN_DAYS}")
                 due = 0
             specs.append(TaskSpec(kind, trigger, str(target), str(item.get("title", kind)),
                                   str(item.get("body", "")), priority, due))
