@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from connectors.hubspot.echo import InMemoryLastWritten, drop_echoes, is_echo
-from connectors.hubspot.normalize import Associations, mapping_from, normalize
+from connectors.hubspot.normalize import Associations, mapping_from, normalize, webhook_problem
 from workers.events import parse_event
 
 
@@ -93,3 +97,52 @@ def test_connector_writes_feed_the_echo_store() -> None:
         store.record("companies", str(n), "relationship_status", "client")
     assert store.get("companies", "0", "relationship_status") is None  # bounded
     assert store.get("companies", "2", "relationship_status") == "client"
+
+
+BAD_WEBHOOKS = {
+    "no subscription type": ({"objectId": 1, "occurredAt": 1000}, "subscriptionType must be a string"),
+    "occurredAt as text": (ev(subscriptionType="company.creation", objectId=1, occurredAt="soon"),
+                           "occurredAt must be epoch milliseconds, got 'soon'"),
+    "occurredAt missing": ({"subscriptionType": "company.creation", "objectId": 1},
+                           "occurredAt must be epoch milliseconds, got None"),
+    "occurredAt a list": (ev(subscriptionType="company.creation", objectId=1, occurredAt=[1]), "got [1]"),
+    "occurredAt past year 9000": (ev(subscriptionType="company.creation", objectId=1, occurredAt=10**20),
+                                  "outside the engine's calendar"),
+    "no object id": (ev(subscriptionType="company.propertyChange", propertyName="x"), "objectId must be"),
+    "a list for a value": (ev(subscriptionType="company.propertyChange", objectId=1, propertyName="x",
+                              propertyValue=["a"]), "propertyValue must be text, got ['a']"),
+    "association without ends": (ev(subscriptionType="contact.associationChange", fromObjectId=1),
+                                 "toObjectId must be"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_WEBHOOKS))
+def test_what_is_not_a_webhook_event_is_named_before_normalizing(case: str) -> None:
+    event, reason = BAD_WEBHOOKS[case]
+    problem = webhook_problem(event)
+    assert problem is not None and reason in problem
+    assert webhook_problem(ev(subscriptionType="company.creation", objectId=11, occurredAt="1000")) is None
+
+
+_values = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=6)
+           | st.lists(st.integers(), max_size=2) | st.dictionaries(st.text(max_size=2), st.integers(), max_size=2))
+_fields = {
+    "subscriptionType": ["company.creation", "company.propertyChange", "deal.propertyChange",
+                         "contact.associationChange", "deal.associationChange", "object.propertyChange"],
+    "objectId": [1, "1"], "occurredAt": [1767225600000, "1767225600000"], "portalId": [1],
+    "propertyName": ["clientshift_csm_owner_id", "dealstage", "clientshift_plan", "x"],
+    "propertyValue": ["closedwon", "", "csm"], "objectTypeId": ["0-2", "0-3"],
+    "associationType": ["CONTACT_TO_COMPANY", "DEAL_TO_COMPANY"], "fromObjectId": [1], "toObjectId": [2],
+    "associationRemoved": [True, False], "changeSource": ["INTEGRATION"], "sourceId": ["54321"],
+}
+_webhooks = st.fixed_dictionaries({}, optional={k: _values | st.sampled_from(v) for k, v in _fields.items()})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_webhooks, max_size=8))
+def test_normalize_takes_any_batch_of_events_that_pass_the_check(batch) -> None:
+    """Before the check, one event with occurredAt "soon" (or none) failed its whole batch, and the worker
+    met the batch again on every restart."""
+    kept = drop_echoes([e for e in batch if webhook_problem(e) is None], InMemoryLastWritten(), "54321")
+    for canonical in normalize(kept, mapping_from({"passthrough_properties": ["x"]}), Associations()):
+        parse_event(canonical)  # and what comes out is a valid canonical event

@@ -74,3 +74,23 @@ def test_a_paused_crm_holds_the_batch_for_as_long_as_it_says_then_it_goes():
 
 def test_a_dry_run_has_no_connector_and_writes_nothing():
     assert asyncio.run(deliver(ACTIONS, lambda: None, "dry-run")) is None
+
+
+def test_the_sink_reads_back_every_action_the_engine_plans_and_names_what_is_not_one():
+    import orjson
+    import pytest
+
+    tag = Action(type="tag", account="a", key="a|tag|1", at="2026-01-01T00:00:00Z", trigger="t", reason="r",
+                 name="relationship_status", value="client")
+    for action in (tag, *ACTIONS):
+        assert Action.from_json(orjson.dumps(action.to_dict())) == action
+    bad = {
+        b"{not json": "not valid JSON",
+        b"[1]": "must be a JSON object, got list",
+        orjson.dumps({**tag.to_dict(), "type": "email"}): "type must be 'tag' or 'task', got 'email'",
+        orjson.dumps({k: v for k, v in tag.to_dict().items() if k != "value"}): "value: missing or not a string",
+        orjson.dumps({**ACTIONS[0].to_dict(), "key": 7, "title": None}): "key, title: missing or not a string",
+    }
+    for raw, reason in bad.items():
+        with pytest.raises(ValueError, match=reason):
+            Action.from_json(raw)

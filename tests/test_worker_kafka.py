@@ -299,14 +299,26 @@ def test_bad_input_goes_to_the_dlq_with_a_reason_and_the_rest_is_processed(harne
     producer.send(topic, key=b"binary", value=b'{"owner_id": "9"}', headers=binary_headers)
     bad_binary = [h if h[0] != "ce_time" else ("ce_time", b"yesterday") for h in binary_headers]
     producer.send(topic, key=b"binary", value=b'{"owner_id": "9"}', headers=bad_binary)
+    # The other topics the worker reads: a webhook event its normalizer cannot take (it used to fail the
+    # whole batch, again on every restart) next to one it can, and a record that is not an action.
+    odd_webhook = b'{"subscriptionType": "company.creation", "objectId": 7, "occurredAt": "soon"}'
+    producer.send(harness.settings.topics.hubspot_raw, value=odd_webhook)
+    producer.send(harness.settings.topics.hubspot_raw,
+                  value=b'{"subscriptionType": "company.creation", "objectId": 8, "occurredAt": 1767225600000}')
+    producer.send(harness.settings.topics.actions, key=b"x", value=b'{"type": "email", "account": "x"}')
     producer.flush()
     producer.close()
     worker = harness.worker()
     worker.wait_ready()
     harness.quiet()
-    assert harness.crm()["status"] == {"good": "customer", "binary": "client"}
+    assert harness.crm()["status"] == {"good": "customer", "binary": "client", "8": "prospect"}
     dead = harness.dlq()
-    assert len(dead) == len(bad) + 2
+    assert len(dead) == len(bad) + 4
+    [webhook] = [d for d in dead if d["kind"] == "hubspot_webhook"]
+    assert base64.b64decode(webhook["original_base64"]) == odd_webhook
+    assert "occurredAt must be epoch milliseconds, got 'soon'" in webhook["reason"]
+    [action] = [d for d in dead if d["kind"] == "action"]
+    assert action["reason"] == "not an action: type must be 'tag' or 'task', got 'email'"
     [cut] = [d for d in dead if "original_bytes" in d]
     assert cut["original_bytes"] == len(huge) and "900" in cut["reason"] and "65536-byte limit" in cut["reason"]
     assert huge.startswith(base64.b64decode(cut["original_base64"])) and cut["offset"] >= 0

@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields
 from string import Template
 from typing import Any, Mapping
 
+import orjson
+
 from workers.fastinit import fast_frozen_init
 from workers.rules.policy import Policy
 from workers.state import AccountState
@@ -48,6 +50,25 @@ class Action:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Action:
         return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Action:
+        """An action as the sink reads it from the actions topic; ValueError, with what is wrong, for
+        anything that is not one (a record someone else wrote there), so the sink can dead-letter it."""
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise ValueError(f"must be a JSON object, got {type(doc).__name__}")
+        needed = ("type", "account", "key", "at", "trigger", "reason")
+        needed += ("name", "value") if doc.get("type") == TAG else ("kind", "title")
+        if doc.get("type") not in (TAG, TASK):
+            raise ValueError(f"type must be {TAG!r} or {TASK!r}, got {doc.get('type')!r}")
+        wrong = [name for name in needed if not isinstance(doc.get(name), str)]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: missing or not a string")
+        return cls.from_dict(doc)
 
 
 _ACTION_FIELDS = tuple(f.name for f in fields(Action))

@@ -59,6 +59,44 @@ class Associations:
         return self.lookup(kind, object_id) if self.lookup else None
 
 
+# occurredAt must fall in the engine's calendar (workers.timeutil), in milliseconds.
+_FIRST_MS = -30_610_224_000_000  # 1000-01-01T00:00:00Z
+_END_MS = 221_845_392_000_000  # 9000-01-01T00:00:00Z
+
+
+def webhook_problem(event: Mapping[str, Any]) -> str | None:
+    """Why a webhook event cannot be normalized, or None when it can.
+
+    HubSpot always sends these fields so; anything else on the raw topic (a proxy's mistake, a hand-made
+    test message) is dead-lettered with this reason, instead of failing the whole batch in `normalize`,
+    which would stop the worker on every restart.
+    """
+    subscription = event.get("subscriptionType")
+    if not isinstance(subscription, str) or "." not in subscription:
+        return f"subscriptionType must be a string like 'company.propertyChange', got {_short(subscription)}"
+    occurred = event.get("occurredAt")
+    if isinstance(occurred, str) and occurred.isdecimal():
+        occurred = int(occurred)
+    if isinstance(occurred, bool) or not isinstance(occurred, int):
+        return f"occurredAt must be epoch milliseconds, got {_short(event.get('occurredAt'))}"
+    if not _FIRST_MS <= occurred < _END_MS:
+        return f"occurredAt {occurred} is outside the engine's calendar (years 1000 to 8999)"
+    value = event.get("propertyValue")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
+        return f"propertyValue must be text, got {_short(value)}"
+    ids = ("fromObjectId", "toObjectId") if subscription.endswith(".associationChange") else ("objectId",)
+    for name in ids:
+        value = event.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
+            return f"{name} must be a HubSpot record id, got {_short(value)}"
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def dedupe_key(event: Mapping[str, Any]) -> str:
     parts = [event.get("portalId"), event.get("subscriptionType"), event.get("objectTypeId"), event.get("objectId"),
              event.get("propertyName"), event.get("propertyValue"), event.get("occurredAt"),
@@ -91,7 +129,8 @@ def _kind_and_action(event: Mapping[str, Any]) -> tuple[str, str]:
 
 def normalize(events: Iterable[Mapping[str, Any]], mapping: EventMapping = DEFAULT_MAPPING,
               associations: Associations | None = None) -> list[dict[str, Any]]:
-    """Map a webhook batch to canonical events, ordered by time; events that mean nothing are dropped."""
+    """Map a webhook batch to canonical events, ordered by time; events that mean nothing are dropped.
+    Every event must pass `webhook_problem`."""
     associations = associations or Associations()
     out: list[dict[str, Any]] = []
     for event in order_and_dedupe(events):

@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors.base import Connector, Outcome
 from connectors.hubspot.echo import InMemoryLastWritten, drop_echoes
-from connectors.hubspot.normalize import Associations, EventMapping, normalize
+from connectors.hubspot.normalize import Associations, EventMapping, normalize, webhook_problem
 from workers import metrics
 from workers.actions import Action
 from workers.engine import Engine, Step
@@ -317,6 +317,9 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
                     event = json.loads(value)
                     if not isinstance(event, dict):
                         raise ValueError("not a JSON object")
+                    problem = webhook_problem(event)
+                    if problem is not None:
+                        raise ValueError(problem)
                     events.append(event)
                 except ValueError as exc:
                     await to_dlq("hubspot_webhook", f"not a HubSpot webhook event: {exc}", value, None)
@@ -361,7 +364,14 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     async def sink(stream: Any) -> None:
         name = settings.connector if not settings.dry_run else "dry-run"
         async for batch in stream.take(settings.sink_batch, within=settings.sink_within):
-            actions = [Action.from_dict(orjson.loads(value)) for value in batch]
+            actions = []
+            for value in batch:
+                try:
+                    actions.append(Action.from_json(value))
+                except ValueError as exc:  # not ours: one record someone else wrote must not stop the sink
+                    await to_dlq("action", f"not an action: {exc}", value, None)
+            if not actions:
+                continue
             results = await deliver(actions, connector, name)
             if results is None:  # dry run: planned, not written
                 metrics.ACTIONS.labels(name, "dry_run").inc(len(actions))
