@@ -306,6 +306,7 @@ def test_bad_input_goes_to_the_dlq_with_a_reason_and_the_rest_is_processed(harne
     producer.send(harness.settings.topics.hubspot_raw,
                   value=b'{"subscriptionType": "company.creation", "objectId": 8, "occurredAt": 1767225600000}')
     producer.send(harness.settings.topics.actions, key=b"x", value=b'{"type": "email", "account": "x"}')
+    producer.send(harness.settings.topics.ticks, key=b"x", value=b'{"account": "x", "until": NaN}')
     producer.flush()
     producer.close()
     worker = harness.worker()
@@ -313,12 +314,14 @@ def test_bad_input_goes_to_the_dlq_with_a_reason_and_the_rest_is_processed(harne
     harness.quiet()
     assert harness.crm()["status"] == {"good": "customer", "binary": "client", "8": "prospect"}
     dead = harness.dlq()
-    assert len(dead) == len(bad) + 4
+    assert len(dead) == len(bad) + 5
     [webhook] = [d for d in dead if d["kind"] == "hubspot_webhook"]
     assert base64.b64decode(webhook["original_base64"]) == odd_webhook
     assert "occurredAt must be epoch milliseconds, got 'soon'" in webhook["reason"]
     [action] = [d for d in dead if d["kind"] == "action"]
     assert action["reason"] == "not an action: type must be 'tag' or 'task', got 'email'"
+    [tick] = [d for d in dead if d["kind"] == "tick"]
+    assert tick["reason"] == "not a tick: account must be text and until a finite time, got 'x' and nan"
     [cut] = [d for d in dead if "original_bytes" in d]
     assert cut["original_bytes"] == len(huge) and "900" in cut["reason"] and "65536-byte limit" in cut["reason"]
     assert huge.startswith(base64.b64decode(cut["original_base64"])) and cut["offset"] >= 0

@@ -331,6 +331,7 @@ class LetterKind(str, Enum):
     event = "event"
     hubspot_webhook = "hubspot_webhook"
     action = "action"
+    tick = "tick"
 
 
 KindFilter = Annotated[Optional[LetterKind], typer.Option("--kind", help="only letters of this kind")]

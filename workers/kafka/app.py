@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -87,6 +88,18 @@ def kafka_producer(app: faust.App) -> Any:
     """The aiokafka producer under Faust's: one connection, and Faust's flush on commit and stop covers
     what the worker sends through it too."""
     return app.producer._ensure_producer()
+
+
+def read_tick(value: bytes | None) -> tuple[str, float]:
+    """(account, until) from a tick the deadline timer wrote; ValueError for anything else."""
+    try:
+        tick = json.loads(value or b"")
+        account, until = tick["account"], float(tick["until"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(repr(exc)) from None
+    if not isinstance(account, str) or not math.isfinite(until):
+        raise ValueError(f"account must be text and until a finite time, got {account!r} and {until!r}")
+    return account, until
 
 
 def create_app(settings: Settings, policy: Policy, clock: Clock,
@@ -247,8 +260,13 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
             counter = events_in[message.topic] = metrics.EVENTS_IN.labels(message.topic)
         counter.inc()
         if message.topic == topics.ticks:
-            tick = json.loads(event.value)
-            keep(rt.engine.advance(load(tick["account"]), tick["until"]), message.partition)
+            try:
+                account, until = read_tick(event.value)
+            except ValueError as exc:  # the timer writes ticks; anything else there must not stop the worker
+                await to_dlq("tick", f"not a tick: {exc}", event.value, message.headers, event.key,
+                             topic=message.topic, partition=message.partition, offset=message.offset)
+                return
+            keep(rt.engine.advance(load(account), until), message.partition)
             return
         try:
             canonical = decode_message(event.value, message.headers)

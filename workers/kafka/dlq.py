@@ -30,7 +30,7 @@ class DeadLetter:
     partition: int  # where the letter itself is, on the DLQ topic
     offset: int
     timestamp_ms: int  # when it was dead-lettered
-    kind: str  # event | hubspot_webhook | action
+    kind: str  # event | hubspot_webhook | action | tick
     reason: str
     original: bytes
     original_key: bytes | None
@@ -90,6 +90,8 @@ class Resend:
 
 def unsendable(letter: DeadLetter) -> str | None:
     """Why a letter cannot be sent back, if it cannot."""
+    if letter.kind == "tick":
+        return "ticks are the deadline timer's own: it sends due ones again"
     if letter.kind not in ("event", "hubspot_webhook", "action"):
         return "not a letter: nowhere to send it"
     if letter.original_bytes is not None:
