@@ -110,7 +110,7 @@ BAD_WEBHOOKS = {
                                   "outside the engine's calendar"),
     "no object id": (ev(subscriptionType="company.propertyChange", propertyName="x"), "objectId must be"),
     "a list for a value": (ev(subscriptionType="company.propertyChange", objectId=1, propertyName="x",
-                              propertyValue=["a"]), "propertyValue must be text, got ['a']"),
+                              propertyValue=["a"]), "propertyValue must be text or a number, got ['a']"),
     "association without ends": (ev(subscriptionType="contact.associationChange", fromObjectId=1),
                                  "toObjectId must be"),
 }

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
+from workers.timeutil import END_OF_TIME, START_OF_TIME
+
 # Generic (object.*) subscriptions name the object by type id.
 OBJECT_TYPE_IDS = {"0-1": "contact", "0-2": "company", "0-3": "deal", "0-5": "ticket"}
 
@@ -59,9 +61,8 @@ class Associations:
         return self.lookup(kind, object_id) if self.lookup else None
 
 
-# occurredAt must fall in the engine's calendar (workers.timeutil), in milliseconds.
-_FIRST_MS = -30_610_224_000_000  # 1000-01-01T00:00:00Z
-_END_MS = 221_845_392_000_000  # 9000-01-01T00:00:00Z
+# occurredAt must fall in the engine's calendar, in milliseconds.
+_FIRST_MS, _END_MS = int(START_OF_TIME * 1000), int(END_OF_TIME * 1000)
 
 
 def webhook_problem(event: Mapping[str, Any]) -> str | None:
@@ -83,7 +84,7 @@ def webhook_problem(event: Mapping[str, Any]) -> str | None:
         return f"occurredAt {occurred} is outside the engine's calendar (years 1000 to 8999)"
     value = event.get("propertyValue")
     if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
-        return f"propertyValue must be text, got {_short(value)}"
+        return f"propertyValue must be text or a number, got {_short(value)}"
     ids = ("fromObjectId", "toObjectId") if subscription.endswith(".associationChange") else ("objectId",)
     for name in ids:
         value = event.get(name)
