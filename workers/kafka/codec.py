@@ -21,7 +21,8 @@ def _as_dict(headers: Headers | None) -> dict[str, bytes]:
     if not headers:
         return {}
     items = headers.items() if isinstance(headers, Mapping) else headers
-    return {str(k).lower(): bytes(v) for k, v in items}
+    # Kafka allows a header without a value; it reads as empty here rather than failing the message.
+    return {str(k).lower(): b"" if v is None else bytes(v) for k, v in items}
 
 
 def decode_message(value: bytes | None, headers: Headers | None) -> CanonicalEvent:
