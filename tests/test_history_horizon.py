@@ -144,3 +144,18 @@ def test_params_are_checked_by_name_and_type():
     assert "unknown parameter `csm_plans_x` (did you mean csm_plans?)" in found
     assert "`csm_plans` must be a list of strings" in found
     assert parse_policy(rules_with(None)).params["history_days"] is None
+
+
+def test_without_a_horizon_rows_keep_the_fields_of_the_version_before_it_so_a_rollback_reads_them():
+    state = fold(Engine(POLICY), [meeting(n, n) for n in range(3)])
+    row = orjson.loads(state.to_json())
+    before_the_horizon = {name for name in AccountState.__dataclass_fields__} - {"seen_before", "seen_since"}
+    assert set(row) == before_the_horizon and row == state.to_dict()
+    assert AccountState.from_dict(row) == state
+    bounded = fold(Engine(policy_with(30)), [meeting(n, n) for n in range(3)])
+    assert {"seen_before", "seen_since"} <= set(orjson.loads(bounded.to_json()))  # in use: kept
+
+
+def test_a_row_from_a_newer_version_loads_without_the_fields_this_one_does_not_know():
+    state = fold(Engine(POLICY), [meeting(1, 1)])
+    assert AccountState.from_dict({**state.to_dict(), "from_a_later_version": [1, 2]}) == state
