@@ -11,6 +11,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from workers.actions import Action
 from workers.engine import Engine
 from workers.events import parse_event
 from workers.replay import replay
@@ -73,8 +74,8 @@ def test_whatever_the_contract_accepts_the_engine_handles_and_can_write_out(stre
         state = states[event.subject] = step.state
         assert AccountState.from_dict(orjson.loads(state.to_json())) == state
         assert state.next_deadline is None or state.next_deadline < END_OF_TIME
-        for action in step.actions:
-            orjson.dumps(action.to_dict())
+        for action in step.actions:  # and the sink takes each one back as it was
+            assert Action.from_json(orjson.dumps(action.to_dict())) == action
         for decision in step.decisions:
             orjson.dumps(decision.to_dict())
     result = replay(stream, policy, as_of=END_OF_TIME)

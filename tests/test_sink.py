@@ -90,6 +90,7 @@ def test_the_sink_reads_back_every_action_the_engine_plans_and_names_what_is_not
         orjson.dumps({**tag.to_dict(), "type": "email"}): "type must be 'tag' or 'task', got 'email'",
         orjson.dumps({k: v for k, v in tag.to_dict().items() if k != "value"}): "value: missing or not a string",
         orjson.dumps({**ACTIONS[0].to_dict(), "key": 7, "title": None}): "key, title: missing or not a string",
+        orjson.dumps({**ACTIONS[0].to_dict(), "due": 5, "owner_id": ["o"]}): "due, owner_id: not a string",
     }
     for raw, reason in bad.items():
         with pytest.raises(ValueError, match=reason):

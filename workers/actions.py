@@ -68,6 +68,10 @@ class Action:
         wrong = [name for name in needed if not isinstance(doc.get(name), str)]
         if wrong:
             raise ValueError(f"{', '.join(wrong)}: missing or not a string")
+        # Every field is text: a connector could fail on anything else, and retry the batch forever.
+        wrong = [name for name in _ACTION_FIELDS if doc.get(name) is not None and not isinstance(doc[name], str)]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: not a string")
         return cls.from_dict(doc)
 
 
