@@ -13,6 +13,7 @@ import re
 import signal
 import time
 import uuid
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -341,6 +342,12 @@ def test_bad_input_goes_to_the_dlq_with_a_reason_and_the_rest_is_processed(harne
         assert by_original[value]["kind"] == "event"
     assert "time" in by_original[b'{"owner_id": "9"}']["reason"]
     assert "clientshift_dlq_total{kind=\"event\"} 8.0" in worker.get("/metrics")[1]
+    logged = [json.loads(line[line.index("{"):]) for line in worker.log_path.read_text().splitlines()
+              if '"sent to the DLQ"' in line]  # (a line can follow a terminal escape of Faust's)
+    assert sorted(Counter(line["kind"] for line in logged).items()) == sorted(
+        Counter(d["kind"] for d in dead).items())  # one warning per letter, with its kind
+    assert all(line["reason"] for line in logged)
+    assert "x" * 1000 not in worker.log_path.read_text()  # the reason and where from, never the body
 
 
 async def _send_with_headers(bootstrap: str, topic: str, records: list) -> None:

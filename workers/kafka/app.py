@@ -90,6 +90,9 @@ def kafka_producer(app: faust.App) -> Any:
     return app.producer._ensure_producer()
 
 
+_LOGGED_CONTEXT = ("topic", "partition", "offset", "account", "event_id", "key", "connector")
+
+
 def read_tick(value: bytes | None) -> tuple[str, float]:
     """(account, until) from a tick the deadline timer wrote; ValueError for anything else."""
     try:
@@ -247,6 +250,9 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         # Keyed as the original was (an action by its account), so one account's letters stay in order on
         # one partition, and `clientshift dlq redrive` sends them back in that order.
         metrics.DLQ.labels(kind).inc()
+        # The reason and where the original came from, never its body (it may hold personal data).
+        log.warning("sent to the DLQ", extra={"kind": kind, "reason": reason[:300], **{
+            name: value for name, value in context.items() if name in _LOGGED_CONTEXT}})
         dlq_topic.send_soon(key=message_key,
                             value=dead_letter(kind, reason, value, headers, original_key=message_key,
                                               max_bytes=letter_limit, **context))
@@ -272,9 +278,6 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
             canonical = decode_message(event.value, message.headers)
         except InvalidEvent as exc:
             metrics.EVENTS_INVALID.inc()
-            log.warning("invalid event sent to the DLQ", extra={"reason": exc.reason, "topic": message.topic,
-                                                                 "partition": message.partition,
-                                                                 "offset": message.offset})
             await to_dlq("event", exc.reason, event.value, message.headers, event.key, topic=message.topic,
                          partition=message.partition, offset=message.offset)
             return
@@ -290,11 +293,9 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
             return
         if step.too_late:
             metrics.TOO_LATE.inc()
-            log.warning("event older than the history horizon sent to the DLQ",
-                        extra={"account": canonical.subject, "event_id": canonical.id, "topic": message.topic,
-                               "partition": message.partition, "offset": message.offset})
             await to_dlq("event", step.too_late, event.value, message.headers, event.key, topic=message.topic,
-                         partition=message.partition, offset=message.offset)
+                         partition=message.partition, offset=message.offset, account=canonical.subject,
+                         event_id=canonical.id)
             return
         keep(step, message.partition)
 
