@@ -537,10 +537,11 @@ def test_kafka_tls_and_sasl(rendered: dict[str, list[dict]], r: Renderer) -> Non
     full = configmap_env(rendered["full"])
     assert full["CLIENTSHIFT_SASL_MECHANISM"] == "PLAIN" and full["CLIENTSHIFT_GROUP_ID"] == "clientshift-eu"
     assert full["CLIENTSHIFT_TOPIC_EVENTS"] == "eu.clientshift.events"
+    assert full["CLIENTSHIFT_REPLICATION_FACTOR"] == "3"
     assert full["CLIENTSHIFT_TOPIC_HUBSPOT_RAW"] == "eu.clientshift.raw.hubspot"
     minimal = configmap_env(rendered["minimal"])
     assert minimal["CLIENTSHIFT_BROKER_SECURITY_PROTOCOL"] == "PLAINTEXT"
-    assert not {"CLIENTSHIFT_SASL_MECHANISM", "CLIENTSHIFT_SSL_CAFILE"} & set(minimal)
+    assert not {"CLIENTSHIFT_SASL_MECHANISM", "CLIENTSHIFT_SSL_CAFILE", "CLIENTSHIFT_REPLICATION_FACTOR"} & set(minimal)
     assert {k: v for k, v in minimal.items() if k.startswith("CLIENTSHIFT_TOPIC_")} == {
         "CLIENTSHIFT_TOPIC_EVENTS": "clientshift.events", "CLIENTSHIFT_TOPIC_TICKS": "clientshift.ticks",
         "CLIENTSHIFT_TOPIC_ACTIONS": "clientshift.actions",

@@ -417,3 +417,39 @@ def test_an_event_older_than_the_history_horizon_is_dead_lettered_and_applied_on
     assert len(harness.dlq()) == 2
     assert crm == expected_with([lines[n] for n in (0, 2, 3, 4, 1, 1)],
                                 harness.work / "rules.yaml")  # what replay gives for what the worker saw
+
+
+def replicas(settings: Settings, topic: str) -> set[int]:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        [described] = admin.describe_topics([topic])
+    finally:
+        admin.close()
+    return {len(partition["replica_nodes"]) for partition in described["partitions"]}
+
+
+def test_topics_and_faust_s_changelogs_get_the_replication_factor(harness):
+    """Kafka's and Faust's defaults would create every topic with one replica: state lost with a broker."""
+    worker = harness.worker(CLIENTSHIFT_REPLICATION_FACTOR="2")
+    worker.wait_ready()
+    assert replicas(harness.settings, f"{harness.settings.group_id}-accounts-changelog") == {2}
+    assert replicas(harness.settings, f"{harness.settings.group_id}-deadlines-changelog") == {2}
+    for wanted, expected in ((None, 1), (3, 3)):  # none set: as many as the (one) broker, up to 3
+        tag = uuid.uuid4().hex[:8]
+        fresh = replace(harness.settings, replication_factor=wanted,
+                        topics=Topics(**{name: f"{tag}.{name}" for name in vars(Topics())}))
+        assert ensure_topics(fresh) == expected
+        assert {name: replicas(fresh, name) for name in fresh.topics.all()} == {
+            name: {expected} for name in fresh.topics.all()}
+
+
+def test_the_replication_factor_defaults_to_up_to_three_within_the_cluster_s_brokers():
+    from workers.kafka.topics import replication_for
+
+    assert [replication_for(Settings(), brokers) for brokers in (1, 2, 3, 5)] == [1, 2, 3, 3]
+    assert replication_for(Settings(replication_factor=2), 5) == 2
+    assert Settings.from_env({}).replication_factor is None
+    assert Settings.from_env({"CLIENTSHIFT_REPLICATION_FACTOR": ""}).replication_factor is None
+    assert Settings.from_env({"CLIENTSHIFT_REPLICATION_FACTOR": "3"}).replication_factor == 3

@@ -120,6 +120,9 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         store="memory://",
         datadir=settings.data_dir,
         topic_partitions=settings.partitions,
+        # Faust creates the tables' changelog topics itself; with its default of 1 replica, a broker
+        # lost would take the state with it.
+        topic_replication_factor=settings.replication_factor or 1,
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=True,

@@ -69,7 +69,7 @@ def run_worker(settings: Settings) -> None:
             # Fail at start, not at the first batch of actions.
             raise UnknownConnector(f"no connector named {settings.connector!r}; installed: "
                                    f"{', '.join(available())}")
-        ensure_topics(settings)
+        settings = replace(settings, replication_factor=ensure_topics(settings))
         app = create_app(settings, policy, make_clock(settings.clock), connector_factory(settings),
                          tansu=settings.broker_kind == "tansu", hubspot_mapping=hubspot_mapping(),
                          hubspot_app_id=os.environ.get("HUBSPOT_APP_ID"))

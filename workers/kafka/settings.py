@@ -40,6 +40,9 @@ class Settings:
     broker_kind: str = "kafka"  # "tansu" applies the local broker's workarounds (workers.kafka.tansu)
     group_id: str = "clientshift"
     partitions: int = 4
+    # Replicas of every topic the worker creates, Faust's changelogs included; None: up to 3, as many as
+    # the cluster has brokers (workers.kafka.topics.replication_for).
+    replication_factor: int | None = None
     rules: str | None = None
     connector: str = "sandbox"
     dry_run: bool = False
@@ -76,6 +79,7 @@ class Settings:
             broker_kind=get("CLIENTSHIFT_BROKER_KIND", "kafka").lower(),
             group_id=get("CLIENTSHIFT_GROUP_ID", "clientshift"),
             partitions=int(get("CLIENTSHIFT_PARTITIONS", "4")),
+            replication_factor=int(get("CLIENTSHIFT_REPLICATION_FACTOR") or 0) or None,
             rules=get("CLIENTSHIFT_RULES") or None,
             connector=get("CLIENTSHIFT_CONNECTOR", "sandbox"),
             dry_run=_flag(get("CLIENTSHIFT_DRY_RUN")),

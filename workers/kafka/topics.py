@@ -15,12 +15,21 @@ from kafka.errors import TopicAlreadyExistsError
 from workers.kafka.settings import Settings
 
 
-def ensure_topics(settings: Settings, replication: int = 1) -> None:
-    """Create every topic the worker uses (idempotent). Internal single-partition topics would break
+def replication_for(settings: Settings, brokers: int) -> int:
+    """The configured replication factor, or else up to 3 (what production clusters commonly require,
+    Confluent Cloud included) but no more than the cluster has brokers, so a one-broker development
+    cluster works too. Kafka's own defaults would give 1: a topic lost with its broker."""
+    return settings.replication_factor or max(1, min(3, brokers))
+
+
+def ensure_topics(settings: Settings) -> int:
+    """Create every topic the worker uses (idempotent) and return the replication factor used, which
+    Faust's changelog topics must get too. Internal single-partition topics would break
     co-partitioning, so every topic gets the input's partition count."""
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="clientshift-admin",
                              **settings.kafka_python_security())
     try:
+        replication = replication_for(settings, len(admin.describe_cluster()["brokers"]))
         existing = set(admin.list_topics())
         wanted = [NewTopic(name, settings.partitions, replication) for name in settings.topics.all()
                   if name not in existing]
@@ -31,6 +40,7 @@ def ensure_topics(settings: Settings, replication: int = 1) -> None:
                 pass  # another worker created them first
     finally:
         admin.close()
+    return replication
 
 
 def high_watermarks(settings: Settings, topics: Iterable[str], timeout: float = 10.0) -> dict[TopicPartition, int]:
