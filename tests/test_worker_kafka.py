@@ -453,3 +453,20 @@ def test_the_replication_factor_defaults_to_up_to_three_within_the_cluster_s_bro
     assert Settings.from_env({}).replication_factor is None
     assert Settings.from_env({"CLIENTSHIFT_REPLICATION_FACTOR": ""}).replication_factor is None
     assert Settings.from_env({"CLIENTSHIFT_REPLICATION_FACTOR": "3"}).replication_factor == 3
+
+
+def test_a_worker_whose_partition_count_does_not_match_the_topics_stops_at_start_and_says_why(harness):
+    """Before, it started, and failed once an event came from a partition its tables did not have."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    tag = uuid.uuid4().hex[:8]
+    admin = KafkaAdminClient(bootstrap_servers=harness.settings.bootstrap_servers)
+    admin.create_topics([NewTopic(f"{tag}.events", 6, 1)])
+    admin.close()
+    env = {**os.environ, **harness.env(), "CLIENTSHIFT_TOPIC_EVENTS": f"{tag}.events",
+           "CLIENTSHIFT_DATA_DIR": str(harness.work / "data-mismatch")}
+    run = subprocess.run([sys.executable, "-m", "workers.cli", "run"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2
+    assert f"CLIENTSHIFT_PARTITIONS is 4, but {tag}.events has 6 partitions" in run.stderr

@@ -188,11 +188,12 @@ def run(config: ConfigFile = None) -> None:
     from connectors.registry import UnknownConnector
     from workers.kafka.runner import run_worker
     from workers.kafka.settings import Settings
+    from workers.kafka.topics import TopicLayoutError
 
     _apply_config(config)
     try:
         run_worker(Settings.from_env())
-    except UnknownConnector as exc:
+    except (UnknownConnector, TopicLayoutError) as exc:
         err.print(str(exc))
         raise typer.Exit(2) from None
     except RulesError as exc:

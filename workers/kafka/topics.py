@@ -15,6 +15,22 @@ from kafka.errors import TopicAlreadyExistsError
 from workers.kafka.settings import Settings
 
 
+# The worker's Faust tables; Faust names their changelog topics `<app id>-<table>-changelog`.
+TABLES = ("accounts", "deadlines")
+
+
+class TopicLayoutError(ValueError):
+    """Existing topics whose partition count is not the one the worker's tables need."""
+
+
+def co_partitioned(settings: Settings) -> list[str]:
+    """Topics that must have exactly `settings.partitions` partitions: an event is handled, its state kept
+    and its actions and audit written under the same partition number."""
+    topics = settings.topics
+    return [topics.events, topics.ticks, topics.actions, topics.audit,
+            *(f"{settings.group_id}-{table}-changelog" for table in TABLES)]
+
+
 def replication_for(settings: Settings, brokers: int) -> int:
     """The configured replication factor, or else up to 3 (what production clusters commonly require,
     Confluent Cloud included) but no more than the cluster has brokers, so a one-broker development
@@ -31,6 +47,7 @@ def ensure_topics(settings: Settings) -> int:
     try:
         replication = replication_for(settings, len(admin.describe_cluster()["brokers"]))
         existing = set(admin.list_topics())
+        _check_layout(admin, settings, [name for name in co_partitioned(settings) if name in existing])
         wanted = [NewTopic(name, settings.partitions, replication) for name in settings.topics.all()
                   if name not in existing]
         if wanted:
@@ -41,6 +58,21 @@ def ensure_topics(settings: Settings) -> int:
     finally:
         admin.close()
     return replication
+
+
+def _check_layout(admin: KafkaAdminClient, settings: Settings, names: list[str]) -> None:
+    # Caught here, at start, rather than as a failed write to a changelog partition that does not exist,
+    # or events no table partition owns, once traffic arrives.
+    if not names:
+        return
+    counts = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
+    wrong = {name: count for name, count in counts.items() if count != settings.partitions}
+    if wrong:
+        found = ", ".join(f"{name} has {count}" for name, count in sorted(wrong.items()))
+        raise TopicLayoutError(
+            f"CLIENTSHIFT_PARTITIONS is {settings.partitions}, but {found} partitions. Set CLIENTSHIFT_PARTITIONS "
+            "to the events topic's count; for changelog topics of another count, use a new CLIENTSHIFT_GROUP_ID "
+            "(a new group rebuilds state) or recreate them with the events topic's count.")
 
 
 def high_watermarks(settings: Settings, topics: Iterable[str], timeout: float = 10.0) -> dict[TopicPartition, int]:
