@@ -58,3 +58,17 @@ def test_lag_shows_each_partition_s_committed_offset_end_and_lag():
     total = sum(ends.values()) - ends[done] - 1
     assert as_table.returncode == 0, as_table.stderr
     assert "consumer group g" in as_table.stdout and f"total lag: {total}" in as_table.stdout
+
+
+def test_a_kafka_command_that_cannot_reach_the_broker_says_so_in_one_line():
+    """Not kafka-python's traceback. (Its bootstrap gives up after 30 s, so both commands run at once.)"""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CLIENTSHIFT_")},
+           "CLIENTSHIFT_BROKER": "127.0.0.1:1", "COLUMNS": "200"}
+    commands = [["lag"], ["run"]]
+    running = [subprocess.Popen([sys.executable, "-m", "workers.cli", *args], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for args in commands]
+    for process in running:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 1, stderr
+        assert "cannot reach Kafka (KafkaTimeoutError: Unable to bootstrap from ['127.0.0.1:1'])" in stderr
+        assert "Traceback" not in stderr and "CLIENTSHIFT_BROKER" in stderr

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import sys
 from collections import Counter
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -32,6 +33,24 @@ err = Console(stderr=True, soft_wrap=True)
 
 # The Kafka commands' shared option.
 Broker = Annotated[Optional[str], typer.Option(help="bootstrap servers (default: CLIENTSHIFT_BROKER)")]
+
+
+def _reaching_kafka(command: Callable[..., None]) -> Callable[..., None]:
+    """A Kafka command that cannot reach the broker says so in one line and exits 1, rather than with
+    kafka-python's traceback."""
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+        try:
+            command(*args, **kwargs)
+        except (KafkaTimeoutError, KafkaConnectionError) as exc:
+            err.print(f"cannot reach Kafka ({exc}). Check the broker address (--broker or CLIENTSHIFT_BROKER) and, "
+                      "for a secured cluster, CLIENTSHIFT_BROKER_SECURITY_PROTOCOL and the SASL and TLS settings.",
+                      highlight=False, markup=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
 
 
 class OutputFormat(str, Enum):
@@ -182,6 +201,7 @@ def _apply_config(config: Optional[Path]) -> None:
 
 
 @app.command()
+@_reaching_kafka
 def run(config: ConfigFile = None) -> None:
     """The stream worker. Configured by CLIENTSHIFT_* environment variables (see README) or a config file;
     with no CLIENTSHIFT_BROKER it starts an embedded local broker and uses the sandbox CRM."""
@@ -248,6 +268,7 @@ def _kafka_settings(broker: Optional[str], config: Optional[Path] = None):
 
 
 @app.command()
+@_reaching_kafka
 def produce(
     files: Annotated[list[Path], typer.Argument(help="JSON-lines event files")],
     broker: Broker = None,
@@ -269,6 +290,7 @@ def produce(
 
 
 @app.command()
+@_reaching_kafka
 def record(
     topic: Annotated[str, typer.Option(help="topic to capture")],
     out_file: Annotated[Path, typer.Option("--out", help="JSON-lines file to write")],
@@ -288,6 +310,7 @@ def record(
 
 
 @app.command()
+@_reaching_kafka
 def lag(
     broker: Broker = None,
     group: Annotated[Optional[str], typer.Option(help="consumer group (default: CLIENTSHIFT_GROUP_ID)")] = None,
@@ -345,6 +368,7 @@ def _letters(count: int) -> str:
 
 
 @dlq_app.command("show")
+@_reaching_kafka
 def dlq_show(broker: Broker = None, kind: KindFilter = None, reason: ReasonFilter = None,
              output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
              config: ConfigFile = None) -> None:
@@ -377,6 +401,7 @@ def dlq_show(broker: Broker = None, kind: KindFilter = None, reason: ReasonFilte
 
 
 @dlq_app.command("redrive")
+@_reaching_kafka
 def dlq_redrive(broker: Broker = None, kind: KindFilter = None, reason: ReasonFilter = None,
                 dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would be sent; send nothing")] = False,
                 config: ConfigFile = None) -> None:
