@@ -39,3 +39,35 @@ def test_the_worker_s_kafka_consumer_waits_the_configured_time_per_fetch_not_fau
     assert Settings.from_env({"CLIENTSHIFT_FETCH_MAX_WAIT_MS": "250"}).fetch_max_wait_ms == 250
     for wait in (250, 100):  # the last one is the default, for the tests that run after this one
         assert consumer_setting(Settings(broker="127.0.0.1:1", fetch_max_wait_ms=wait), "_fetch_max_wait_ms") == wait
+
+
+def test_a_setting_that_cannot_be_used_is_named_with_its_value():
+    import pytest
+
+    from workers.kafka.settings import SettingsError
+
+    cases = {
+        "CLIENTSHIFT_PARTITIONS": ("four", "CLIENTSHIFT_PARTITIONS='four': not a whole number"),
+        "CLIENTSHIFT_SINK_WITHIN": ("-1", "CLIENTSHIFT_SINK_WITHIN='-1': must be at least 0"),
+        "CLIENTSHIFT_PROCESS_WITHIN": ("nan", "CLIENTSHIFT_PROCESS_WITHIN='nan': must be at least 0.001"),
+        "CLIENTSHIFT_REPLICATION_FACTOR": ("2.5", "CLIENTSHIFT_REPLICATION_FACTOR='2.5': not a whole number"),
+    }
+    for name, (value, message) in cases.items():
+        with pytest.raises(SettingsError) as caught:
+            Settings.from_env({name: value})
+        assert str(caught.value) == message
+    assert Settings.from_env({"CLIENTSHIFT_PARTITIONS": " ", "CLIENTSHIFT_SINK_WITHIN": "0"}).partitions == 4
+
+
+def test_clientshift_run_stops_on_such_a_setting_with_its_name_not_a_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CLIENTSHIFT_")},
+           "CLIENTSHIFT_PARTITIONS": "four", "CLIENTSHIFT_DATA_DIR": str(tmp_path)}
+    for command in (["run"], ["lag", "--broker", "127.0.0.1:1"]):
+        done = subprocess.run([sys.executable, "-m", "workers.cli", *command], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert "CLIENTSHIFT_PARTITIONS='four': not a whole number" in done.stderr and "Traceback" not in done.stderr

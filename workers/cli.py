@@ -208,12 +208,13 @@ def run(config: ConfigFile = None) -> None:
     from connectors.registry import UnknownConnector
     from workers.kafka.runner import run_worker
     from workers.kafka.settings import Settings
+    from workers.kafka.settings import SettingsError
     from workers.kafka.topics import TopicLayoutError
 
     _apply_config(config)
     try:
         run_worker(Settings.from_env())
-    except (UnknownConnector, TopicLayoutError) as exc:
+    except (UnknownConnector, TopicLayoutError, SettingsError) as exc:
         err.print(str(exc))
         raise typer.Exit(2) from None
     except RulesError as exc:
@@ -255,10 +256,14 @@ def demo(events: Annotated[Optional[Path], typer.Argument(help="JSON-lines event
 def _kafka_settings(broker: Optional[str], config: Optional[Path] = None):
     from dataclasses import replace
 
-    from workers.kafka.settings import Settings
+    from workers.kafka.settings import Settings, SettingsError
 
     _apply_config(config)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        err.print(str(exc), highlight=False, markup=False)
+        raise typer.Exit(2) from None
     if broker:
         settings = replace(settings, broker=broker)
     if not settings.broker:

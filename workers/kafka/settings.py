@@ -16,6 +16,23 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+class SettingsError(ValueError):
+    """A CLIENTSHIFT_* variable whose value cannot be used; the message names it."""
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float, whole: bool = True) -> Any:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw) if whole else float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: not a {'whole ' if whole else ''}number") from None
+    if not value >= minimum:  # also refuses NaN
+        raise SettingsError(f"{name}={raw!r}: must be at least {minimum}")
+    return value
+
+
 @dataclass(frozen=True)
 class Topics:
     events: str = "clientshift.events"
@@ -78,26 +95,26 @@ class Settings:
             broker=get("CLIENTSHIFT_BROKER", ""),
             broker_kind=get("CLIENTSHIFT_BROKER_KIND", "kafka").lower(),
             group_id=get("CLIENTSHIFT_GROUP_ID", "clientshift"),
-            partitions=int(get("CLIENTSHIFT_PARTITIONS", "4")),
-            replication_factor=int(get("CLIENTSHIFT_REPLICATION_FACTOR") or 0) or None,
+            partitions=_number(env, "CLIENTSHIFT_PARTITIONS", 4, 1),
+            replication_factor=_number(env, "CLIENTSHIFT_REPLICATION_FACTOR", 0, 0) or None,
             rules=get("CLIENTSHIFT_RULES") or None,
             connector=get("CLIENTSHIFT_CONNECTOR", "sandbox"),
             dry_run=_flag(get("CLIENTSHIFT_DRY_RUN")),
             sandbox_db=get("CLIENTSHIFT_SANDBOX_DB") or None,
             data_dir=get("CLIENTSHIFT_DATA_DIR", "clientshift-data"),
-            web_port=int(get("CLIENTSHIFT_WEB_PORT", "6066")),
+            web_port=_number(env, "CLIENTSHIFT_WEB_PORT", 6066, 0),
             web_host=get("CLIENTSHIFT_WEB_HOST", "0.0.0.0"),
             log_level=get("CLIENTSHIFT_LOG_LEVEL", "info"),
             clock=get("CLIENTSHIFT_CLOCK", "system"),
-            deadline_interval=float(get("CLIENTSHIFT_DEADLINE_INTERVAL", "1.0")),
-            process_batch=int(get("CLIENTSHIFT_PROCESS_BATCH", "500")),
-            process_within=float(get("CLIENTSHIFT_PROCESS_WITHIN", "0.05")),
-            stream_buffer=int(get("CLIENTSHIFT_STREAM_BUFFER", "32768")),
-            fetch_bytes=int(get("CLIENTSHIFT_FETCH_BYTES", str(8 * 1024 * 1024))),
-            fetch_max_wait_ms=int(get("CLIENTSHIFT_FETCH_MAX_WAIT_MS", "100")),
-            sink_batch=int(get("CLIENTSHIFT_SINK_BATCH", "500")),
-            sink_within=float(get("CLIENTSHIFT_SINK_WITHIN", "0.5")),
-            state_row_warn_bytes=int(get("CLIENTSHIFT_STATE_ROW_WARN_BYTES", str(256 * 1024))),
+            deadline_interval=_number(env, "CLIENTSHIFT_DEADLINE_INTERVAL", 1.0, 0.001, whole=False),
+            process_batch=_number(env, "CLIENTSHIFT_PROCESS_BATCH", 500, 1),
+            process_within=_number(env, "CLIENTSHIFT_PROCESS_WITHIN", 0.05, 0.001, whole=False),
+            stream_buffer=_number(env, "CLIENTSHIFT_STREAM_BUFFER", 32_768, 1),
+            fetch_bytes=_number(env, "CLIENTSHIFT_FETCH_BYTES", 8 * 1024 * 1024, 1),
+            fetch_max_wait_ms=_number(env, "CLIENTSHIFT_FETCH_MAX_WAIT_MS", 100, 0),
+            sink_batch=_number(env, "CLIENTSHIFT_SINK_BATCH", 500, 1),
+            sink_within=_number(env, "CLIENTSHIFT_SINK_WITHIN", 0.5, 0, whole=False),
+            state_row_warn_bytes=_number(env, "CLIENTSHIFT_STATE_ROW_WARN_BYTES", 256 * 1024, 1),
             topics=topics,
             security_protocol=get("CLIENTSHIFT_BROKER_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
             sasl_mechanism=get("CLIENTSHIFT_SASL_MECHANISM") or None,
