@@ -2,7 +2,7 @@
 `clientshift dlq show` and `clientshift dlq redrive`.
 
 A letter goes back where it came from, with its original bytes and headers: an event to the topic it
-was read from, a HubSpot webhook batch to the raw HubSpot topic, an action to the actions topic. That is
+was read from, a HubSpot webhook event to the raw HubSpot topic, an action to the actions topic. That is
 safe to repeat: the engine ignores an event id it has applied, and the CRM connectors an action key
 they have written. A letter whose cause is not fixed is dead-lettered again, as a new letter whose
 `clientshift-redriven-from` header names the old one.
