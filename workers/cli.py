@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import os
@@ -207,8 +206,7 @@ def run(config: ConfigFile = None) -> None:
     with no CLIENTSHIFT_BROKER it starts an embedded local broker and uses the sandbox CRM."""
     from connectors.registry import UnknownConnector
     from workers.kafka.runner import run_worker
-    from workers.kafka.settings import Settings
-    from workers.kafka.settings import SettingsError
+    from workers.kafka.settings import Settings, SettingsError
     from workers.kafka.topics import TopicLayoutError
 
     _apply_config(config)
@@ -386,12 +384,7 @@ def dlq_show(broker: Broker = None, kind: KindFilter = None, reason: ReasonFilte
     settings = _kafka_settings(broker, config)
     letters = list(selected(read_dead_letters(settings), kind and kind.value, reason))
     if output is OutputFormat.json:
-        out.print_json(data=[{"partition": d.partition, "offset": d.offset, "dead_lettered_at": d.dead_lettered_at,
-                              "kind": d.kind, "reason": d.reason, "origin": d.origin(), "context": d.context,
-                              "headers": d.headers, "original_base64": base64.b64encode(d.original).decode(),
-                              "original_key_base64": None if d.original_key is None else
-                              base64.b64encode(d.original_key).decode(),
-                              "original_bytes": d.original_bytes} for d in letters])
+        out.print_json(data=[letter.to_json_dict() for letter in letters])
         return
     table = Table(title=f"dead letters on {settings.topics.dlq}")
     for column in ("letter", "dead-lettered at", "kind", "from", "reason"):

@@ -40,7 +40,7 @@ from workers.kafka.outbox import Outbox
 from workers.kafka.row_sizes import RowSizes
 from workers.kafka.settings import Settings
 from workers.kafka.sink import deliver
-from workers.kafka.topics import TABLES
+from workers.kafka.topics import ACCOUNTS_TABLE, DEADLINES_TABLE
 from workers.rules.policy import Policy
 from workers.state import AccountState
 from workers.timeutil import format_rfc3339
@@ -161,8 +161,8 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     dlq_topic = app.topic(topics.dlq, schema=raw)
     hubspot_topic = app.topic(topics.hubspot_raw, schema=raw)
     json_schema = faust.Schema(key_serializer="json", value_serializer="json")
-    accounts = app.Table(TABLES[0], partitions=settings.partitions, schema=json_schema)
-    deadlines = app.Table(TABLES[1], partitions=settings.partitions, schema=json_schema)
+    accounts = app.Table(ACCOUNTS_TABLE, partitions=settings.partitions, schema=json_schema)
+    deadlines = app.Table(DEADLINES_TABLE, partitions=settings.partitions, schema=json_schema)
     # So the store drops these rows when their partition moves to another worker (faust_fixes, fix 9).
     account_partition = faust_fixes.partition_recorder(accounts)
     deadline_partition = faust_fixes.partition_recorder(deadlines)

@@ -23,6 +23,8 @@ from workers.kafka.streams import read_topic, subject_key
 from workers.timeutil import format_rfc3339
 
 REDRIVEN_FROM = "clientshift-redriven-from"
+# What workers.kafka.codec.dead_letter writes besides the context of where the original came from.
+_LETTER_FIELDS = frozenset({"kind", "reason", "original_base64", "original_key_base64", "original_bytes", "headers"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,15 @@ class DeadLetter:
     def dead_lettered_at(self) -> str:
         return format_rfc3339(self.timestamp_ms / 1000)
 
+    def to_json_dict(self) -> dict[str, Any]:
+        """What `dlq show --format json` prints for the letter (bytes in base64)."""
+        return {"partition": self.partition, "offset": self.offset, "dead_lettered_at": self.dead_lettered_at,
+                "kind": self.kind, "reason": self.reason, "origin": self.origin(), "context": self.context,
+                "headers": self.headers, "original_base64": base64.b64encode(self.original).decode(),
+                "original_key_base64": None if self.original_key is None else
+                base64.b64encode(self.original_key).decode(),
+                "original_bytes": self.original_bytes}
+
     def origin(self) -> str:
         context = self.context
         if "topic" in context:
@@ -61,12 +72,11 @@ def read_dead_letters(settings: Settings) -> Iterator[DeadLetter]:
     for message in read_topic(settings, settings.topics.dlq):
         try:
             body = json.loads(message.value)
-            known = {"kind", "reason", "original_base64", "original_key_base64", "original_bytes", "headers"}
             key = body.get("original_key_base64")
             yield DeadLetter(message.partition, message.offset, message.timestamp, str(body["kind"]),
                              str(body["reason"]), base64.b64decode(body["original_base64"], validate=True),
                              None if key is None else base64.b64decode(key, validate=True),
-                             dict(body.get("headers") or {}), {k: v for k, v in body.items() if k not in known},
+                             dict(body.get("headers") or {}), {k: v for k, v in body.items() if k not in _LETTER_FIELDS},
                              body.get("original_bytes"))
         except (ValueError, KeyError, TypeError) as exc:
             yield DeadLetter(message.partition, message.offset, message.timestamp, "unreadable",

@@ -16,7 +16,7 @@ from workers.kafka.settings import Settings
 
 
 # The worker's Faust tables; Faust names their changelog topics `<app id>-<table>-changelog`.
-TABLES = ("accounts", "deadlines")
+ACCOUNTS_TABLE, DEADLINES_TABLE = TABLES = ("accounts", "deadlines")
 
 
 class TopicLayoutError(ValueError):
