@@ -11,6 +11,8 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from mode import Service
@@ -375,3 +377,145 @@ def test_a_stream_partition_with_no_committed_offset_is_sought_where_a_new_group
     assert offsets == {uncommitted: None, committed: 2, at_zero: 0, changelog: None}  # what Faust is told
     # The changelog is left for recovery, which seeks it itself.
     assert positions == {uncommitted: start, committed: 2, at_zero: 0, changelog: 3}
+
+
+def _recovering(records_per_partition: int, partitions: int = 2):
+    """A real Faust Recovery with one table of `partitions` active changelog partitions, each with a high
+    watermark at `records_per_partition` records, and a way to queue decoded changelog records as
+    Faust's conductor would."""
+    import faust
+    import orjson
+    from faust.tables.recovery import Recovery
+    from faust.types import TP
+    from faust.types.tuples import Message
+
+    from workers.kafka.raw_schema import ChangelogRows
+
+    faust_fixes.apply()
+    app = faust.App(f"recovery-{uuid.uuid4().hex}", broker="kafka://127.0.0.1:1", store="memory://",
+                    stream_buffer_maxsize=2 * records_per_partition * partitions)
+    table = app.Table("rows", partitions=partitions, value_type=bytes, schema=ChangelogRows(rows_as_bytes=True))
+    recovery = Recovery(app, tables=app.tables)
+    topic = table.changelog_topic.get_topic_name()
+    tps = [TP(topic, partition) for partition in range(partitions)]
+    for tp in tps:
+        recovery.active_tps.add(tp)
+        recovery.tp_to_table[tp] = table
+        recovery.active_offsets[tp] = -1
+        recovery.active_highwaters[tp] = records_per_partition - 1
+    recovery._set_recovery_started()
+
+    async def queue(partition: int, offset: int) -> None:
+        key = orjson.dumps(f"account-{offset % 50}-{partition}")
+        message = Message(topic, partition, offset, 0.0, 0, [], key, b'{"offset": %d}' % offset, None)
+        app.tables.changelog_queue.put_nowait(await table.changelog_topic.decode(message))
+
+    return recovery, table, queue
+
+
+def _run_recovery_loop(recovery):
+    from faust.tables.recovery import Recovery
+
+    return asyncio.ensure_future(Recovery.__dict__["_slurp_changelogs"].fun(recovery))
+
+
+def test_recovery_applies_queued_changelog_records_without_a_task_per_record(caplog):
+    records = 1500
+
+    async def scenario() -> int:
+        recovery, table, queue = _recovering(records)
+        for offset in range(records):
+            for partition in (0, 1):
+                await queue(partition, offset)
+        created = 0
+        loop = asyncio.get_running_loop()
+
+        def counting(loop, coro, **kwargs):
+            nonlocal created
+            created += 1
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        loop.set_task_factory(counting)
+        slurping = _run_recovery_loop(recovery)
+        try:
+            await asyncio.wait_for(recovery.signal_recovery_end.wait(), 30)
+        finally:
+            loop.set_task_factory(None)
+            slurping.cancel()
+        # Every record applied: each account holds its last row, as the bytes written.
+        assert len(table.data) == 100
+        assert table.data["account-7-1"] == b'{"offset": %d}' % (records - 50 + 7)
+        assert not recovery.in_recovery
+        return created
+
+    created = asyncio.run(scenario())
+    assert not [record for record in caplog.records if "Error in recovery" in record.getMessage()]
+    # Faust's own loop made a task for every record (3,004 here); waiting only on an empty queue, a few.
+    assert created < 10
+
+
+def test_recovery_ends_with_the_last_record_below_the_high_watermark_not_before(caplog):
+    async def scenario() -> None:
+        recovery, table, queue = _recovering(1200)
+        others_ran = 0
+
+        async def the_rest_of_the_worker() -> None:
+            nonlocal others_ran
+            while True:
+                others_ran += 1
+                await asyncio.sleep(0)
+
+        rest = asyncio.ensure_future(the_rest_of_the_worker())
+        for offset in range(1200):
+            await queue(0, offset)
+        for offset in range(1199):
+            await queue(1, offset)
+        slurping = _run_recovery_loop(recovery)
+        try:
+            while not recovery.tables.changelog_queue.empty():
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert recovery.in_recovery and not recovery.signal_recovery_end.is_set()
+            assert recovery.need_recovery()
+            # A long run of queued records still gives the rest of the worker turns.
+            assert others_ran >= 2399 // faust_fixes.RECOVERY_YIELD_EVERY
+            await queue(1, 1199)
+            await asyncio.wait_for(recovery.signal_recovery_end.wait(), 30)
+            assert not recovery.in_recovery and not recovery.need_recovery()
+            assert table.data["account-49-1"] == b'{"offset": 1199}'
+        finally:
+            slurping.cancel()
+            rest.cancel()
+
+    asyncio.run(scenario())
+    assert not [record for record in caplog.records if "Error in recovery" in record.getMessage()]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.integers(0, 5), st.tuples(st.none() | st.integers(-1, 9), st.none() | st.integers(-1, 9)),
+                       max_size=6))
+def test_need_recovery_answers_as_faust_s_own(partitions):
+    from collections import Counter
+
+    from faust.tables.recovery import Recovery
+
+    recovery = SimpleNamespace(active_highwaters=Counter(), active_offsets=Counter())
+    for partition, (highwater, offset) in partitions.items():
+        recovery.active_highwaters[partition] = highwater
+        if offset is not None or partition % 2:  # an offset of None, or none at all (a Counter gives 0)
+            recovery.active_offsets[partition] = offset
+    recovery.active_remaining = functools.partial(Recovery.active_remaining, recovery)
+    assert faust_fixes._need_recovery(recovery) is faust_fixes._faust_need_recovery(recovery)
+
+
+def test_faust_s_recovery_loop_is_replaced_only_while_it_is_the_one_copied():
+    from faust.tables.recovery import Recovery
+
+    faust_fixes.apply()
+    assert Recovery.__dict__["_slurp_changelogs"].fun is faust_fixes._slurp_changelogs
+    assert Recovery.need_recovery is faust_fixes._need_recovery
+
+    async def some_other_loop(self):
+        await self.tables.changelog_queue.get()
+
+    assert not faust_fixes._is_the_recovery_loop_we_copied(some_other_loop)

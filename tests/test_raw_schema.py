@@ -1,5 +1,5 @@
-"""The worker's topic schema (workers.kafka.raw_schema) and the settings Faust reads once (faust_fixes, fix 11):
-each must give exactly what Faust's own code gives."""
+"""The worker's schemas (workers.kafka.raw_schema: its topics, its tables' changelogs) and the settings Faust
+reads once (faust_fixes, fix 11): each must give exactly what Faust's own code gives."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from faust.types.tuples import Message
 
 from workers.kafka import faust_fixes
-from workers.kafka.raw_schema import RawBytes
+from workers.kafka.raw_schema import ChangelogRows, RawBytes
 
 
 class TaggedEvent(faust.Event):
@@ -54,6 +54,70 @@ def test_every_topic_of_the_worker_uses_raw_bytes():
     channels = {name: agent.channel for name, agent in worker.agents.items()}
     assert set(channels) >= {"process", "sink", "normalize-hubspot"}
     assert all(isinstance(channel.schema, RawBytes) for channel in channels.values())
+
+
+CHANGELOG_RECORDS = [
+    (b'"account-1"', b'{"account": "account-1", "seen": ["e1"], "score": 0.5, "n": 12345678901234}'),
+    (b'"acc\\u00e9nt \xe2\x9c\x93"', b'{"due": 1717200000.25, "partition": 3}'),
+    (b'"account-2"', None),  # a tombstone: the row was deleted
+    (None, b"[]"),
+]
+
+
+@pytest.mark.parametrize("key, value", CHANGELOG_RECORDS)
+def test_changelog_rows_decode_as_faust_s_json_schema_does(app, key, value):
+    message = Message("worker-accounts-changelog", 1, 5, 0.0, 0, [], key, value, None)
+    expected = decoded(faust.Schema(key_serializer="json", value_serializer="json").compile(app), message)
+    got = decoded(ChangelogRows().compile(app), message)
+    assert type(got) is type(expected) is TaggedEvent
+    assert (got.key, got.value, got.message) == (expected.key, expected.value, message)
+    assert got.key is None or isinstance(got.key, str)
+
+
+@pytest.mark.parametrize("key, value", CHANGELOG_RECORDS)
+def test_changelog_rows_can_keep_each_row_as_the_bytes_written(app, key, value):
+    message = Message("worker-accounts-changelog", 1, 5, 0.0, 0, [], key, value, None)
+    expected = decoded(faust.Schema(key_serializer="json", value_serializer="raw").compile(app), message)
+    got = decoded(ChangelogRows(rows_as_bytes=True).compile(app), message)
+    assert (got.key, got.value) == (expected.key, expected.value) == (expected.key, value)
+
+
+@pytest.mark.parametrize("key, value, error", [
+    (b"account-1", b"{}", "KeyDecodeError"),  # a key that is not JSON text
+    (b'"account-1"', b"{not json", "ValueDecodeError"),
+])
+def test_a_changelog_record_that_is_not_json_goes_where_faust_s_schema_sends_it(app, key, value, error):
+    message = Message("worker-deadlines-changelog", 0, 9, 0.0, 0, [], key, value, None)
+
+    def reported_by(schema: faust.Schema) -> list[tuple[str, Message]]:
+        seen: list[tuple[str, Message]] = []
+
+        async def report(exc: Exception, failed: Message) -> None:
+            seen.append((type(exc).__name__, failed))
+
+        decode = schema.compile(app, on_key_decode_error=report, on_value_decode_error=report)
+        assert decoded(decode, message) is None
+        with pytest.raises(Exception) as raised:
+            asyncio.run(decode(message, propagate=True))
+        seen.append((type(raised.value).__name__, message))
+        return seen
+
+    faust_own = reported_by(faust.Schema(key_serializer="json", value_serializer="json"))
+    assert reported_by(ChangelogRows()) == faust_own == [(error, message), (error, message)]
+
+
+def test_the_worker_s_tables_read_their_changelogs_with_changelog_rows_and_account_rows_stay_bytes():
+    from workers.kafka.app import create_app
+    from workers.kafka.clock import make_clock
+    from workers.kafka.settings import Settings
+    from workers.rules.policy import load_policy
+
+    settings = Settings(broker="127.0.0.1:1")
+    worker = create_app(settings, load_policy(None), make_clock(settings.clock), lambda echo_store: None)
+    schemas = {name: table.changelog_topic.schema for name, table in worker.tables.items()}
+    assert all(isinstance(schema, ChangelogRows) for schema in schemas.values())
+    assert {name: schema.rows_as_bytes for name, schema in schemas.items()} == {"accounts": True,
+                                                                                  "deadlines": False}
 
 
 def test_the_producer_buffer_counts_what_waits_as_faust_does(app):

@@ -31,7 +31,7 @@ from workers.engine import Engine, Step
 from workers.events import InvalidEvent
 from workers.kafka import faust_fixes
 from workers.kafka.pending import Pending, WriteOutClock
-from workers.kafka.raw_schema import RawBytes
+from workers.kafka.raw_schema import ChangelogRows, RawBytes
 from workers.kafka import tansu as tansu_workarounds
 from workers.kafka.clock import Clock
 from workers.kafka.codec import dead_letter, decode_message
@@ -160,9 +160,11 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     actions_topic = app.topic(topics.actions, schema=raw)
     dlq_topic = app.topic(topics.dlq, schema=raw)
     hubspot_topic = app.topic(topics.hubspot_raw, schema=raw)
-    json_schema = faust.Schema(key_serializer="json", value_serializer="json")
-    accounts = app.Table(ACCOUNTS_TABLE, partitions=settings.partitions, schema=json_schema)
-    deadlines = app.Table(DEADLINES_TABLE, partitions=settings.partitions, schema=json_schema)
+    # Recovery keeps an account's row as the changelog's bytes, decoded when the account is next handled:
+    # most records it reads are replaced by a later one of the same account.
+    accounts = app.Table(ACCOUNTS_TABLE, partitions=settings.partitions, value_type=bytes,
+                         schema=ChangelogRows(rows_as_bytes=True))
+    deadlines = app.Table(DEADLINES_TABLE, partitions=settings.partitions, schema=ChangelogRows())
     # So the store drops these rows when their partition moves to another worker (faust_fixes, fix 9).
     account_partition = faust_fixes.partition_recorder(accounts)
     deadline_partition = faust_fixes.partition_recorder(deadlines)
@@ -174,7 +176,7 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         stored = accounts.data.get(account)
         if isinstance(stored, AccountState):
             return stored
-        return AccountState.from_dict(stored) if stored else rt.engine.new_state(account)
+        return AccountState.from_dict(orjson.loads(stored)) if stored else rt.engine.new_state(account)
 
     def keep(step: Step, partition: int) -> None:
         state = step.state

@@ -57,18 +57,30 @@
    with timeit, `size` took 1.80 us and `create_event` 1.54 us, and 0.23 and 0.45 us with the settings
    read once, about 2% of the worker's main thread together. Both settings are fixed once the app is
    configured, so `_buffer_size` and `_create_event` read them once per buffer and app.
+12. Table recovery (a restart, or partitions moving to this worker) reads the changelogs record by
+   record, and Faust's loop waited for every record with `wait_for(queue.get(), 5.0)`: a task, a timer
+   and two to three event-loop turns per record, although records were queued. With `need_recovery`
+   building a Counter of every partition's remainder per record, that was half of recovery's main
+   thread (py-spy). `_slurp_changelogs` takes a queued record at once and waits only on an empty
+   queue; `_need_recovery` answers without the Counter. With the tables' own decoding
+   (`raw_schema.ChangelogRows`), a worker restarted on 10,000 accounts (144,000 changelog records)
+   was ready ~2 s after start-up instead of ~11 s, with a third of the CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
+from time import monotonic
 from typing import Any, Awaitable, Callable, Generator
 from weakref import WeakKeyDictionary
 
 from faust.app.base import App
 from faust.sensors import Monitor
 from faust.tables.recovery import Recovery
+from faust.tables.recovery import logger as _recovery_logger
+from faust.utils.tracing import finish_span
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Producer
 from faust.transport.producer import ProducerBuffer
@@ -82,6 +94,7 @@ _producer_flush = Producer.flush
 _thread_getmany = AIOKafkaConsumerThread.getmany
 _on_recovery_completed = Recovery.on_recovery_completed
 _faust_buffer_size = ProducerBuffer.size
+_faust_need_recovery = Recovery.need_recovery
 
 
 def _buffer_size(self: ProducerBuffer) -> int:
@@ -319,6 +332,141 @@ async def _drain_messages(self: Consumer, fetcher: Any) -> None:  # pragma: no c
         unset_flag(CONSUMER_FETCHING)
 
 
+RECOVERY_YIELD_EVERY = 1000  # changelog records between event-loop turns in recovery: ~10 ms of it
+
+
+async def _slurp_changelogs(self: Recovery) -> None:  # pragma: no cover - Faust's loop
+    # faust.tables.recovery.Recovery._slurp_changelogs, with two changes (fix 12): a changelog record
+    # already queued is taken with `get_nowait`, and only an empty queue is waited on with
+    # `wait_for(get(), 5.0)` (its timeout is what the loop needs, to look for the end of recovery
+    # again); and the two debug lines per record are formatted only when debug logging is on.
+    changelog_queue = self.tables.changelog_queue
+    tp_to_table = self.tp_to_table
+
+    active_tps = self.active_tps
+    standby_tps = self.standby_tps
+    active_offsets = self.active_offsets
+    standby_offsets = self.standby_offsets
+    active_events_received_at = self._active_events_received_at
+    standby_events_received_at = self._standby_events_received_at
+
+    buffers = self.buffers
+    buffer_sizes = self.buffer_sizes
+    processing_times = self._processing_times
+    debugging = _recovery_logger.isEnabledFor(logging.DEBUG)
+
+    async def _maybe_signal_recovery_end(timeout: bool = False, timeout_count: int = 0) -> None:
+        if timeout and self.app.in_transaction and timeout_count > 1:
+            await detect_aborted_tx()
+        if self.in_recovery and not self.need_recovery():
+            self.flush_buffers()
+            self._set_recovery_ended()
+            if self._actives_span is not None:
+                self._actives_span.set_tag("Actives-Ready", True)
+            _recovery_logger.debug("Setting recovery end")
+            self.signal_recovery_end.set()
+
+    async def detect_aborted_tx() -> None:
+        highwaters = self.active_highwaters
+        offsets = self.active_offsets
+        for tp, highwater in highwaters.items():
+            if highwater is not None and offsets[tp] is not None and offsets[tp] < highwater:
+                if await self.app.consumer.position(tp) >= highwater:
+                    _recovery_logger.info(f"Aborted tx until highwater for {tp}")
+                    offsets[tp] = highwater
+
+    timeout_count = taken_without_waiting = 0
+    while not self.should_stop:
+        try:
+            self.signal_recovery_end.clear()
+            try:
+                event = changelog_queue.get_nowait()
+                taken_without_waiting += 1
+                if taken_without_waiting >= RECOVERY_YIELD_EVERY:
+                    taken_without_waiting = 0
+                    await asyncio.sleep(0)  # let the rest of the worker run between long runs of records
+            except asyncio.QueueEmpty:
+                taken_without_waiting = 0
+                try:
+                    event = await asyncio.wait_for(changelog_queue.get(), timeout=5.0)
+                except asyncio.TimeoutError:
+                    timeout_count += 1
+                    if self.should_stop:
+                        return
+                    await _maybe_signal_recovery_end(timeout=True, timeout_count=timeout_count)
+                    continue
+            now = monotonic()
+            timeout_count = 0
+            message = event.message
+            tp = message.tp
+            offset = message.offset
+            if debugging:
+                _recovery_logger.debug(f"Recovery message topic {tp} offset {offset}")
+            bufsize = buffer_sizes.get(tp)
+            is_active = False
+            if tp in active_tps:
+                is_active = True
+                table = tp_to_table[tp]
+                offsets = active_offsets
+                if bufsize is None:
+                    bufsize = buffer_sizes[tp] = table.recovery_buffer_size
+                active_events_received_at[tp] = now
+            elif tp in standby_tps:
+                table = tp_to_table[tp]
+                offsets = standby_offsets
+                if bufsize is None:
+                    bufsize = buffer_sizes[tp] = table.standby_buffer_size
+                    standby_events_received_at[tp] = now
+            else:
+                _recovery_logger.warning(f"recovery unknown topic {tp} offset {offset}")
+
+            seen_offset = offsets.get(tp, None)
+            if debugging:
+                _recovery_logger.debug(f"seen offset for {tp} is {seen_offset} message offset {offset}")
+            if seen_offset is None or offset > seen_offset:
+                offsets[tp] = offset
+                buf = buffers[table]
+                buf.append(event)
+                await table.on_changelog_event(event)
+                if len(buf) >= bufsize:
+                    table.apply_changelog_batch(buf)
+                    buf.clear()
+                    self._last_flush_at = now
+                now_after = monotonic()
+
+                if is_active:
+                    last_processed_at = self._last_active_event_processed_at
+                    if last_processed_at is not None:
+                        processing_times.append(now_after - last_processed_at)
+                        max_samples = self.num_samples_required_for_estimate
+                        if len(processing_times) > max_samples:
+                            processing_times.popleft()
+                    self._last_active_event_processed_at = now_after
+
+            await _maybe_signal_recovery_end()
+
+            standby_ready = self._standbys_span is None and self.tables.standbys_ready
+            if not standby_ready and not self.standby_remaining_total():
+                _recovery_logger.debug("Completed standby partition fetch")
+                if self._standbys_span:
+                    finish_span(self._standbys_span)
+                    self._standbys_span = None
+                self.tables.on_standbys_ready()
+        except Exception as ex:
+            _recovery_logger.warning(f"Error in recovery {ex}")
+
+
+def _need_recovery(self: Recovery) -> bool:
+    """Faust's `Recovery.need_recovery` (is an active changelog behind its high watermark?) without
+    building a Counter of every partition's remainder: it runs once per changelog record (fix 12)."""
+    offsets = self.active_offsets
+    for tp, highwater in self.active_highwaters.items():
+        offset = offsets[tp]
+        if highwater is not None and offset is not None and highwater - offset > 0:
+            return True
+    return False
+
+
 class QuietMonitor(Monitor):
     """Faust's Monitor without its per-message and per-event bookkeeping (pass as `Monitor=`)."""
 
@@ -343,6 +491,14 @@ def _is_the_loop_we_copied(loop: Any) -> bool:
     except (OSError, TypeError):
         return False
     return "self.wait_first(" in source and "callback(message), self.suspend_flow.wait()" in source
+
+
+def _is_the_recovery_loop_we_copied(loop: Any) -> bool:
+    try:
+        source = inspect.getsource(loop)
+    except (OSError, TypeError):
+        return False
+    return "await asyncio.wait_for(" in source and "changelog_queue.get(), timeout=5.0" in source
 
 
 def _consumer_with_fetch_wait(self: AIOKafkaConsumerThread, transport: Any) -> Any:
@@ -391,6 +547,10 @@ def apply(fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
         AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed_or_reset  # type: ignore[method-assign]
         if _is_the_loop_we_copied(Consumer._drain_messages):
             Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+        slurp = Recovery.__dict__.get("_slurp_changelogs")
+        if _is_the_recovery_loop_we_copied(getattr(slurp, "fun", None)):
+            slurp.fun = _slurp_changelogs
+        Recovery.need_recovery = _need_recovery  # type: ignore[method-assign]
         _yield_every_few_events()
         if fetch_wait_is_settable():
             AIOKafkaConsumerThread._create_worker_consumer = _consumer_with_fetch_wait  # type: ignore[method-assign]
