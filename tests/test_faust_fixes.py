@@ -519,3 +519,16 @@ def test_faust_s_recovery_loop_is_replaced_only_while_it_is_the_one_copied():
         await self.tables.changelog_queue.get()
 
     assert not faust_fixes._is_the_recovery_loop_we_copied(some_other_loop)
+
+
+def test_the_recovery_benchmark_s_comparison_worker_keeps_faust_s_own_recovery_loop():
+    import subprocess
+    import sys
+
+    probe = ("import workers.kafka.bench_faust_recovery\n"
+             "from workers.kafka import faust_fixes\n"
+             "faust_fixes.apply()\n"
+             "from faust.tables.recovery import Recovery\n"
+             "print(Recovery.__dict__['_slurp_changelogs'].fun.__module__)\n")
+    loop = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert loop == "faust.tables.recovery"

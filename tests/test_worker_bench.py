@@ -67,3 +67,23 @@ def test_process_cpu_seconds_reads_this_process_as_the_os_counts_it():
     measured = bench.process_cpu_seconds(os.getpid())
     assert measured is not None
     assert abs(measured - time.process_time()) < 0.05  # /proc counts in ticks of 10 ms
+
+
+def test_the_recovery_benchmark_restarts_workers_that_read_every_account_back_and_reports_each():
+    from workers.kafka import bench_recovery
+
+    console = Console(record=True, width=220)
+    bench_recovery.run(3_000, 300, console, rounds=1)  # raises if a restart recovered other than 300 accounts
+    text = console.export_text()
+    records = re.search(r"restarted on 300 accounts \(3,000 events, ([\d,]+) changelog records\)", text)
+    assert records is not None, text
+    assert int(records.group(1).replace(",", "")) >= 300  # at least one row per account
+    for row in ("start-up, empty tables (the baseline)", "restart, the worker's recovery",
+                "restart, Faust's own recovery loop"):
+        line = next((line for line in text.splitlines() if row in line), None)
+        assert line is not None, f"no row for {row!r} in:\n{text}"
+        ready, cpu = re.search(r"│\s*([\d.]+)\s*│\s*([\d.]+)\s*│", line).groups()
+        assert float(ready) > 0 and float(cpu) > 0
+        if row.startswith("restart"):
+            assert re.search(r"│\s*-?[\d.]+\s*│\s*([\d,]+|-)\s*│\s*([\d.]+x|-)\s*│\s*$", line), line
+    assert re.search(r"recovery s in each round \(worker / Faust's loop\): -?[\d.]+ / -?[\d.]+$", text.strip()), text

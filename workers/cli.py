@@ -237,6 +237,19 @@ def bench_worker(
     run_bench(events, accounts, out, event_bytes, rounds=rounds)
 
 
+
+@bench_app.command("recovery")
+def bench_recovery(
+    events: Annotated[int, typer.Option(help="events whose state the restarted worker reads back")] = 100_000,
+    accounts: Annotated[int, typer.Option()] = 10_000,
+    rounds: Annotated[int, typer.Option(min=1, help="rounds of start-up, restart and restart on Faust's own "
+                                                    "recovery loop; medians are reported")] = 3,
+) -> None:
+    """How long a restarted worker takes to read its tables back, against its start-up alone, same run."""
+    from workers.kafka.bench_recovery import run as run_bench
+
+    run_bench(events, accounts, out, rounds=rounds)
+
 def _example(name: str) -> Path:
     local = Path("examples") / name
     return local if local.exists() else Path(__file__).resolve().parents[1] / "examples" / name

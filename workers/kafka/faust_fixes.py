@@ -332,6 +332,7 @@ async def _drain_messages(self: Consumer, fetcher: Any) -> None:  # pragma: no c
         unset_flag(CONSUMER_FETCHING)
 
 
+FASTER_RECOVERY_LOOP = True  # False only to measure Faust's own loop (workers.kafka.bench_faust_recovery)
 RECOVERY_YIELD_EVERY = 1000  # changelog records between event-loop turns in recovery: ~10 ms of it
 
 
@@ -548,7 +549,7 @@ def apply(fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
         if _is_the_loop_we_copied(Consumer._drain_messages):
             Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
         slurp = Recovery.__dict__.get("_slurp_changelogs")
-        if _is_the_recovery_loop_we_copied(getattr(slurp, "fun", None)):
+        if FASTER_RECOVERY_LOOP and _is_the_recovery_loop_we_copied(getattr(slurp, "fun", None)):
             slurp.fun = _slurp_changelogs
         Recovery.need_recovery = _need_recovery  # type: ignore[method-assign]
         _yield_every_few_events()
