@@ -91,12 +91,12 @@ def _used(before: float | None, after: float | None) -> float | None:
     return None if before is None or after is None else after - before
 
 
-def _settings(broker: str, tag: str) -> Settings:
+def bench_settings(broker: str, tag: str) -> Settings:
     topics = Topics(**{name: f"{tag}.{value}" for name, value in vars(Topics()).items()})
     return replace(Settings(), broker=broker, group_id=f"bench-{tag}", topics=topics)
 
 
-def _produce(settings: Settings, events: list[dict[str, Any]], rate: float | None = None) -> dict[str, float]:
+def produce_events(settings: Settings, events: list[dict[str, Any]], rate: float | None = None) -> dict[str, float]:
     """Produce with the raw aiokafka producer, as fast as it goes or `rate` events a second; returns send
     time by event id."""
     from aiokafka import AIOKafkaProducer
@@ -154,7 +154,7 @@ def _raw_loop(settings: Settings, count: int, broker_pid: int | None) -> Measure
     return asyncio.run(run())
 
 
-def _until_drained(settings: Settings, group: str, workers: list[WorkerProcess], timeout: float,
+def until_drained(settings: Settings, group: str, workers: list[WorkerProcess], timeout: float,
                    broker_pid: int | None = None) -> Measured:
     """From all workers ready until the group has committed the whole events topic."""
     from kafka import KafkaConsumer
@@ -180,7 +180,7 @@ def _until_drained(settings: Settings, group: str, workers: list[WorkerProcess],
     raise TimeoutError("workers did not drain the topic")
 
 
-def _worker_env(settings: Settings, work: Path, n: int) -> dict[str, str]:
+def worker_env(settings: Settings, work: Path, n: int) -> dict[str, str]:
     env = {"CLIENTSHIFT_BROKER": settings.broker, "CLIENTSHIFT_BROKER_KIND": "tansu",
            "CLIENTSHIFT_GROUP_ID": settings.group_id, "CLIENTSHIFT_CONNECTOR": "recording",
            "CLIENTSHIFT_CLOCK": "fixed:1970-01-01T00:00:00Z", "CLIENTSHIFT_LOG_LEVEL": "warning",
@@ -190,7 +190,7 @@ def _worker_env(settings: Settings, work: Path, n: int) -> dict[str, str]:
 
 
 def _minimal_faust(settings: Settings, work: Path, group: str, fixed: bool = False) -> WorkerProcess:
-    env = {**_worker_env(settings, work, 99), "CLIENTSHIFT_GROUP_ID": group,
+    env = {**worker_env(settings, work, 99), "CLIENTSHIFT_GROUP_ID": group,
            "CLIENTSHIFT_BENCH_FAUST_FIXES": "1" if fixed else "0"}
     return WorkerProcess(env, work / f"{group}.log", command=("-m", "workers.kafka.bench_minimal")).start()
 
@@ -199,7 +199,7 @@ def _minimal(settings: Settings, work: Path, broker_pid: int | None, *, fixed: b
     group = f"{settings.group_id}-minimal{'-fixed' if fixed else ''}"
     process = _minimal_faust(settings, work, group, fixed)
     try:
-        return _until_drained(settings, group, [process], 900, broker_pid)
+        return until_drained(settings, group, [process], 900, broker_pid)
     finally:
         process.stop()
 
@@ -256,10 +256,10 @@ def run(events: int, accounts: int, console: Console, event_bytes: int | None = 
     with LocalBroker() as broker, tempfile.TemporaryDirectory(prefix="clientshift-bench-") as scratch:
         work = Path(scratch)
         broker_pid = broker.process.pid if broker.process else None
-        settings = _settings(broker.bootstrap, "w")
+        settings = bench_settings(broker.bootstrap, "w")
         ensure_topics(settings)
         with console.status("producing ..."):
-            sent = _produce(settings, stream)
+            sent = produce_events(settings, stream)
         with console.status("raw aiokafka loop ..."):
             raw = _raw_loop(settings, events, broker_pid)
         with console.status("minimal Faust agent on the worker's Faust fixes ..."):
@@ -269,23 +269,23 @@ def run(events: int, accounts: int, console: Console, event_bytes: int | None = 
             with console.status(f"round {n + 1} of {rounds}: minimal Faust agent ..."):
                 minimal_n = _minimal(round_settings, work, broker_pid, fixed=False)
             with console.status(f"round {n + 1} of {rounds}: full worker, one process ..."):
-                worker = WorkerProcess(_worker_env(round_settings, work, 10 + n), work / f"worker-{n}.log").start()
+                worker = WorkerProcess(worker_env(round_settings, work, 10 + n), work / f"worker-{n}.log").start()
                 try:
-                    full_n = _until_drained(round_settings, round_settings.group_id, [worker], 900, broker_pid)
+                    full_n = until_drained(round_settings, round_settings.group_id, [worker], 900, broker_pid)
                     if n == 0:
                         with console.status(f"trickle: {trickle} events at {trickle_rate:g}/s to the caught-up "
                                             "worker ..."):
-                            trickled = _produce(settings, _trickle_stream(trickle), rate=trickle_rate)
-                            _until_drained(settings, settings.group_id, [worker], 300)
+                            trickled = produce_events(settings, _trickle_stream(trickle), rate=trickle_rate)
+                            until_drained(settings, settings.group_id, [worker], 300)
                 finally:
                     worker.stop()
             pairs.append((minimal_n, full_n))
         latencies, trickle_latencies = _latencies(settings, sent, trickled)
         two_settings = replace(settings, group_id=f"{settings.group_id}-two")
         with console.status("full worker, two processes ..."):
-            pair = [WorkerProcess({**_worker_env(two_settings, work, n)}, work / f"pair-{n}.log").start()
+            pair = [WorkerProcess({**worker_env(two_settings, work, n)}, work / f"pair-{n}.log").start()
                     for n in (1, 2)]
-            two = _until_drained(two_settings, two_settings.group_id, pair, 900, broker_pid)
+            two = until_drained(two_settings, two_settings.group_id, pair, 900, broker_pid)
             for worker in pair:
                 worker.stop()
     by_ratio = sorted(pairs, key=lambda p: p[1].rate / p[0].rate)

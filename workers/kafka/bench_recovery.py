@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from workers.bench_replay import generate
-from workers.kafka.bench import _produce, _settings, _until_drained, _worker_env, process_cpu_seconds
+from workers.kafka.bench import bench_settings, process_cpu_seconds, produce_events, until_drained, worker_env
 from workers.kafka.local_broker import LocalBroker
 from workers.kafka.settings import Settings
 from workers.kafka.supervisor import WorkerProcess
@@ -41,7 +41,7 @@ class Ready:
 
 def _time_to_ready(settings: Settings, work: Path, name: str, command: tuple[str, ...]) -> Ready:
     began = time.perf_counter()
-    worker = WorkerProcess({**_worker_env(settings, work, 0), "CLIENTSHIFT_DATA_DIR": str(work / name)},
+    worker = WorkerProcess({**worker_env(settings, work, 0), "CLIENTSHIFT_DATA_DIR": str(work / name)},
                            work / f"{name}.log", command=command).start()
     try:
         worker.wait_ready(900)
@@ -64,13 +64,13 @@ def run(events: int, accounts: int, console: Console, rounds: int = 3) -> None:
     empty, restarted, faust_s = [], [], []
     with LocalBroker() as broker, tempfile.TemporaryDirectory(prefix="clientshift-bench-") as scratch:
         work = Path(scratch)
-        settings = _settings(broker.bootstrap, "rec")
+        settings = bench_settings(broker.bootstrap, "rec")
         ensure_topics(settings)
         with console.status(f"producing {events:,} events and draining them with one worker ..."):
-            _produce(settings, stream)
-            worker = WorkerProcess(_worker_env(settings, work, 0), work / "drain.log").start()
+            produce_events(settings, stream)
+            worker = WorkerProcess(worker_env(settings, work, 0), work / "drain.log").start()
             try:
-                _until_drained(settings, settings.group_id, [worker], 900)
+                until_drained(settings, settings.group_id, [worker], 900)
                 held = worker.get("/status")[1]["accounts"]
             finally:
                 worker.stop()
