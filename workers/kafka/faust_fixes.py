@@ -485,22 +485,23 @@ class QuietMonitor(Monitor):
         pass
 
 
-def _is_the_loop_we_copied(loop: Any) -> bool:
-    # Replace Faust's loop only while it is the one `_drain_messages` was copied from: a Faust release
-    # that changes it keeps its own loop (slower, never wrong).
+def _source_holds(function: Any, *fragments: str) -> bool:
+    # A Faust loop is replaced only while it is the one our copy was made from, and aiokafka's fetch wait
+    # set only while aiokafka still reads it: a release that changes them keeps its own code (slower,
+    # never wrong).
     try:
-        source = inspect.getsource(loop)
+        source = inspect.getsource(function)
     except (OSError, TypeError):
         return False
-    return "self.wait_first(" in source and "callback(message), self.suspend_flow.wait()" in source
+    return all(fragment in source for fragment in fragments)
+
+
+def _is_the_loop_we_copied(loop: Any) -> bool:
+    return _source_holds(loop, "self.wait_first(", "callback(message), self.suspend_flow.wait()")
 
 
 def _is_the_recovery_loop_we_copied(loop: Any) -> bool:
-    try:
-        source = inspect.getsource(loop)
-    except (OSError, TypeError):
-        return False
-    return "await asyncio.wait_for(" in source and "changelog_queue.get(), timeout=5.0" in source
+    return _source_holds(loop, "await asyncio.wait_for(", "changelog_queue.get(), timeout=5.0")
 
 
 def _consumer_with_fetch_wait(self: AIOKafkaConsumerThread, transport: Any) -> Any:
@@ -513,11 +514,7 @@ def fetch_wait_is_settable() -> bool:
     """Whether aiokafka still builds its fetcher from the attribute fix 10 sets (else Faust's 1.5 s stays)."""
     from aiokafka import AIOKafkaConsumer
 
-    try:
-        source = inspect.getsource(AIOKafkaConsumer.start)
-    except (OSError, TypeError):
-        return False
-    return "fetch_max_wait_ms=self._fetch_max_wait_ms" in source
+    return _source_holds(AIOKafkaConsumer.start, "fetch_max_wait_ms=self._fetch_max_wait_ms")
 
 
 def partition_recorder(table: Any) -> Callable[[Any, int], None]:
