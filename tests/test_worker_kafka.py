@@ -197,10 +197,13 @@ def part_way(worker: WorkerProcess, accounts: int) -> None:
         worker._check_alive()
 
 
-def deadlines_fired(worker: WorkerProcess) -> float:
-    line = next(line for line in worker.get("/metrics")[1].splitlines()
-                if line.startswith("clientshift_deadlines_fired_total "))
+def metric(worker: WorkerProcess, sample: str) -> float:
+    line = next(line for line in worker.get("/metrics")[1].splitlines() if line.startswith(f"{sample} "))
     return float(line.split()[1])
+
+
+def deadlines_fired(worker: WorkerProcess) -> float:
+    return metric(worker, "clientshift_deadlines_fired_total")
 
 
 def test_deadlines_of_partitions_that_moved_fire_once_on_their_new_owner(harness):
@@ -252,9 +255,14 @@ def test_a_worker_joining_mid_stream_takes_partitions_over_and_nothing_is_lost_o
     [first] = started(harness, 1)
     harness.produce(lines)
     part_way(first, 30)
+    waits_before = metric(first, "clientshift_rebalance_seconds_count")
     [second] = started(harness, 1)  # scaling out: the group rebalances while the first is part-way through
     harness.catch_up(lines)
     assert harness.crm() == expected(lines)  # every task exactly once, every status, every tag
+    # Each worker's partitions waited at its start, and the first's again in the rebalance.
+    assert waits_before == 1 and metric(first, "clientshift_rebalance_seconds_count") >= 2
+    assert metric(second, "clientshift_rebalance_seconds_count") >= 1
+    assert metric(first, "clientshift_rebalance_seconds_sum") > 0 and metric(second, "clientshift_rebalance_seconds_sum") > 0
     held = [accounts_of(worker) for worker in (first, second)]
     assert all(count > 0 for count in held), held  # partitions did move
     assert sum(held) == len(expected(lines)["status"])  # and each account has one owner

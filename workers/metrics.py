@@ -21,3 +21,9 @@ SINK_FAILURES = Counter("clientshift_sink_batch_failures_total",
 STATE_ROW_BYTES = Gauge("clientshift_state_row_bytes_max",
                         "Largest account state row written to the changelog (Kafka's default limit is 1 MiB)")
 PAUSED = Gauge("clientshift_connector_paused", "1 while the CRM refuses writes (e.g. a daily quota)", ["connector"])
+# A worker's partitions wait while it joins its group and reads its tables back from the changelogs;
+# buckets up to minutes, for workers holding many accounts.
+WAITING_FOR_PARTITIONS = Histogram(
+    "clientshift_rebalance_seconds",
+    "From the worker's start, or a rebalance's start, until it is ready again (group join and table recovery)",
+    buckets=(0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640))

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -64,6 +65,8 @@ class Runtime:
     row_sizes: RowSizes = field(init=False)
     connector: Connector | None = None
     ready: bool = False
+    # Since when its partitions have waited (a start or a rebalance), for clientshift_rebalance_seconds.
+    waiting_since: float | None = field(default_factory=time.monotonic)
     # Shared by the sink's HubSpot connector (which records what it wrote) and the webhook normalizer
     # (which drops those writes when they come back as webhooks).
     echo_store: InMemoryLastWritten = field(default_factory=InMemoryLastWritten)
@@ -433,6 +436,8 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     @app.on_partitions_revoked.connect
     async def on_revoked(app_: Any, revoked: Any, **_: Any) -> None:
         rt.ready = False
+        if rt.waiting_since is None:
+            rt.waiting_since = time.monotonic()
         rt.ticked.clear()
         rt.due.stale = True
 
@@ -442,5 +447,8 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         # rebuild.
         rt.due.stale = True
         rt.ready = True
+        if rt.waiting_since is not None:
+            metrics.WAITING_FOR_PARTITIONS.observe(time.monotonic() - rt.waiting_since)
+            rt.waiting_since = None
 
     return app
