@@ -239,6 +239,26 @@ def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(harness):
     assert crm["tag_keys"] == want["tag_keys"]
 
 
+def test_a_broker_that_stops_answering_for_longer_than_a_request_timeout_delays_the_worker_and_loses_nothing(
+        harness, broker):
+    lines = generated(3000, 150, seed=6)
+    [worker] = started(harness, 1)
+    harness.produce(lines)
+    part_way(worker, 30)
+    # The broker process frozen mid-stream (hung in a pause, on a stalled disk, behind a network
+    # partition) for longer than Faust's 90 s request timeout: the worker's fetch and heartbeat fail,
+    # its group session expires, and it must find the coordinator and its partitions again.
+    os.kill(broker.process.pid, signal.SIGSTOP)
+    try:
+        time.sleep(100)  # the fault's duration, not a synchronisation
+    finally:
+        os.kill(broker.process.pid, signal.SIGCONT)
+    harness.catch_up(lines, [worker])
+    assert worker.process.poll() is None  # it kept running
+    assert "RequestTimedOutError" in worker.log_path.read_text()  # the fault did reach it
+    assert harness.crm() == expected(lines)  # every task exactly once, every status, every tag
+
+
 def test_two_workers_split_the_partitions_and_agree_with_one(harness):
     lines = generated(1500, 120, seed=3)
     workers = started(harness, 2)
