@@ -4,7 +4,8 @@ partitions wait in a rolling update or after a crash.
 A restarted worker reads its tables back from their changelogs before it handles an event. The benchmark
 fills the changelogs by letting one worker drain a stream, then, in each round, times from process start
 to `/readyz`:
-- a worker of a new group, whose tables are empty: start-up alone (imports, group join), the baseline;
+- a worker of a new group, whose tables' changelogs exist but are empty: start-up alone (imports, group
+  join), the baseline;
 - the worker restarted in the drained group: start-up plus recovery;
 - the same with Faust's own recovery loop (`bench_faust_recovery`, faust_fixes fix 12 left out).
 Recovery is a restart's time less the baseline's of the same round, and its rate the changelog records
@@ -26,7 +27,7 @@ from workers.kafka.bench import bench_settings, process_cpu_seconds, produce_eve
 from workers.kafka.local_broker import LocalBroker
 from workers.kafka.settings import Settings
 from workers.kafka.supervisor import WorkerProcess
-from workers.kafka.topics import ACCOUNTS_TABLE, DEADLINES_TABLE, ensure_topics, high_watermarks
+from workers.kafka.topics import changelog_topics, ensure_topics, high_watermarks
 
 WORKER = ("-m", "workers.cli", "run")
 WORKER_ON_FAUST_S_RECOVERY = ("-m", "workers.kafka.bench_faust_recovery")
@@ -54,9 +55,20 @@ def _time_to_ready(settings: Settings, work: Path, name: str, command: tuple[str
 
 
 def changelog_records(settings: Settings) -> int:
-    """Records in the worker's table changelogs (Faust names them `<group>-<table>-changelog`)."""
-    names = [f"{settings.group_id}-{table}-changelog" for table in (ACCOUNTS_TABLE, DEADLINES_TABLE)]
-    return sum(high_watermarks(settings, names).values())
+    return sum(high_watermarks(settings, changelog_topics(settings)).values())
+
+
+def _empty_changelogs(settings: Settings) -> None:
+    """The changelog topics of a new group, created empty before its worker is timed, as the restarted
+    worker's exist: the baseline is start-up alone, without Faust declaring two topics."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        admin.create_topics([NewTopic(name, settings.partitions, 1) for name in changelog_topics(settings)])
+    finally:
+        admin.close()
 
 
 def run(events: int, accounts: int, console: Console, rounds: int = 3) -> None:
@@ -78,6 +90,7 @@ def run(events: int, accounts: int, console: Console, rounds: int = 3) -> None:
         for n in range(rounds):
             with console.status(f"round {n + 1} of {rounds} ..."):
                 fresh = replace(settings, group_id=f"{settings.group_id}-empty-{n}")
+                _empty_changelogs(fresh)
                 empty.append(_time_to_ready(fresh, work, f"empty-{n}", WORKER))
                 restarted.append(_time_to_ready(settings, work, f"restart-{n}", WORKER))
                 faust_s.append(_time_to_ready(settings, work, f"faust-{n}", WORKER_ON_FAUST_S_RECOVERY))

@@ -23,12 +23,15 @@ class TopicLayoutError(ValueError):
     """Existing topics whose partition count is not the one the worker's tables need."""
 
 
+def changelog_topics(settings: Settings) -> list[str]:
+    return [f"{settings.group_id}-{table}-changelog" for table in TABLES]
+
+
 def co_partitioned(settings: Settings) -> list[str]:
     """Topics that must have exactly `settings.partitions` partitions: an event is handled, its state kept
     and its actions and audit written under the same partition number."""
     topics = settings.topics
-    return [topics.events, topics.ticks, topics.actions, topics.audit,
-            *(f"{settings.group_id}-{table}-changelog" for table in TABLES)]
+    return [topics.events, topics.ticks, topics.actions, topics.audit, *changelog_topics(settings)]
 
 
 def replication_for(settings: Settings, brokers: int) -> int:
