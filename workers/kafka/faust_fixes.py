@@ -334,7 +334,7 @@ async def _drain_messages(self: Consumer, fetcher: Any) -> None:  # pragma: no c
 
 
 FASTER_RECOVERY_LOOP = True  # False only to measure Faust's own loop (workers.kafka.bench_faust_recovery)
-RECOVERY_YIELD_EVERY = 1000  # changelog records between event-loop turns in recovery: ~10 ms of it
+RECOVERY_YIELD_EVERY = 1000  # changelog records between event-loop turns in recovery: ~20 ms of it
 
 
 async def _slurp_changelogs(self: Recovery) -> None:  # pragma: no cover - Faust's loop
