@@ -27,7 +27,7 @@ from workers.kafka.local_broker import LocalBroker
 from workers.kafka.settings import Settings, Topics
 from workers.kafka.streams import produce, record
 from workers.kafka.supervisor import WorkerProcess, wait_until_quiet
-from workers.kafka.topics import ensure_topics, high_watermarks
+from workers.kafka.topics import changelog_topics, ensure_topics, high_watermarks
 from workers.replay import SourcedLine, read_event_files, replay
 from workers.rules import load_policy
 from workers.events import parse_event
@@ -376,6 +376,34 @@ def test_bad_input_goes_to_the_dlq_with_a_reason_and_the_rest_is_processed(harne
         Counter(d["kind"] for d in dead).items())  # one warning per letter, with its kind
     assert all(line["reason"] for line in logged)
     assert "x" * 1000 not in worker.log_path.read_text()  # the reason and where from, never the body
+
+
+def test_an_account_whose_stored_state_cannot_be_read_has_its_events_dead_lettered_and_the_rest_goes_on(harness):
+    # Only the worker writes its changelogs, and Kafka checks each record's CRC; a row that is not a state
+    # means something else wrote there. It used to crash the agent on every event of that account.
+    producer = KafkaProducer(bootstrap_servers=harness.settings.bootstrap_servers)
+    [accounts_changelog, _] = changelog_topics(harness.settings)
+    for partition in range(harness.settings.partitions):  # wherever "broken" is recovered from
+        producer.send(accounts_changelog, key=b'"broken"', value=b"not a state", partition=partition)
+    broken = json.dumps(raw("csm.assigned", "broken", "2026-01-02T00:00:00Z", owner_id="3")).encode()
+    producer.send(harness.settings.topics.events, key=b"broken", value=broken)
+    producer.send(harness.settings.topics.ticks, key=b"broken", value=b'{"account": "broken", "until": 0}')
+    good = raw("order.placed", "good", "2026-01-01T00:00:00Z", order_id="1")
+    producer.send(harness.settings.topics.events, key=b"good", value=json.dumps(good).encode())
+    producer.flush()
+    producer.close()
+    worker = harness.worker()
+    worker.wait_ready()
+    harness.quiet()
+    assert worker.process.poll() is None
+    assert harness.crm()["status"] == {"good": "customer"}
+    letters = {letter["kind"]: letter for letter in harness.dlq()}
+    assert sorted(letters) == ["event", "tick"]
+    for letter in letters.values():
+        assert f"the state of account 'broken' in {accounts_changelog} cannot be read" in letter["reason"]
+        assert letter["account"] == "broken"
+    assert base64.b64decode(letters["event"]["original_base64"]) == broken  # kept, to redrive once mended
+    assert "Crashed" not in worker.log_path.read_text()
 
 
 async def _send_with_headers(bootstrap: str, topic: str, records: list) -> None:

@@ -97,6 +97,10 @@ def kafka_producer(app: faust.App) -> Any:
 _LOGGED_CONTEXT = ("topic", "partition", "offset", "account", "event_id", "key", "connector")
 
 
+class UnreadableState(ValueError):
+    """An account's row restored from the changelog that is not a state this version can read."""
+
+
 def read_tick(value: bytes | None) -> tuple[str, float]:
     """(account, until) from a tick the deadline timer wrote; ValueError for anything else."""
     try:
@@ -179,7 +183,13 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         stored = accounts.data.get(account)
         if isinstance(stored, AccountState):
             return stored
-        return AccountState.from_dict(orjson.loads(stored)) if stored else rt.engine.new_state(account)
+        if not stored:
+            return rt.engine.new_state(account)
+        try:
+            return AccountState.from_dict(orjson.loads(stored))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise UnreadableState(f"the state of account {account!r} in {accounts_changelog} cannot be read "
+                                  f"({exc!r:.200}); its events wait in the DLQ until the row is mended") from None
 
     def keep(step: Step, partition: int) -> None:
         state = step.state
@@ -281,7 +291,13 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
                 await to_dlq("tick", f"not a tick: {exc}", event.value, message.headers, event.key,
                              topic=message.topic, partition=message.partition, offset=message.offset)
                 return
-            keep(rt.engine.advance(load(account), until), message.partition)
+            try:
+                state = load(account)
+            except UnreadableState as exc:
+                await to_dlq("tick", str(exc), event.value, message.headers, event.key, topic=message.topic,
+                             partition=message.partition, offset=message.offset, account=account)
+                return
+            keep(rt.engine.advance(state, until), message.partition)
             return
         try:
             canonical = decode_message(event.value, message.headers)
@@ -296,7 +312,14 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
             await events_topic.send(key=canonical.subject.encode(), value=event.value,
                                     headers=list(message.headers or ()), force=True)
             return
-        step = rt.engine.handle(load(canonical.subject), canonical)
+        try:
+            state = load(canonical.subject)
+        except UnreadableState as exc:  # only a row someone else wrote to the changelog: a CRC guards ours
+            await to_dlq("event", str(exc), event.value, message.headers, event.key, topic=message.topic,
+                         partition=message.partition, offset=message.offset, account=canonical.subject,
+                         event_id=canonical.id)
+            return
+        step = rt.engine.handle(state, canonical)
         if step.duplicate:
             metrics.DUPLICATES.inc()
             return
