@@ -237,7 +237,6 @@ def bench_worker(
     run_bench(events, accounts, out, event_bytes, rounds=rounds)
 
 
-
 @bench_app.command("recovery")
 def bench_recovery(
     events: Annotated[int, typer.Option(help="events whose state the restarted worker reads back")] = 100_000,
@@ -249,6 +248,7 @@ def bench_recovery(
     from workers.kafka.bench_recovery import run as run_bench
 
     run_bench(events, accounts, out, rounds=rounds)
+
 
 def _example(name: str) -> Path:
     local = Path("examples") / name

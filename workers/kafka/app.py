@@ -64,8 +64,7 @@ class Runtime:
     due: DueIndex = field(default_factory=DueIndex)
     row_sizes: RowSizes = field(init=False)
     connector: Connector | None = None
-    ready: bool = False
-    # Since when its partitions have waited (a start or a rebalance), for clientshift_rebalance_seconds.
+    # Since when its partitions have waited (a start or a rebalance); None once it is ready.
     waiting_since: float | None = field(default_factory=time.monotonic)
     # Shared by the sink's HubSpot connector (which records what it wrote) and the webhook normalizer
     # (which drops those writes when they come back as webhooks).
@@ -75,6 +74,11 @@ class Runtime:
     def __post_init__(self) -> None:
         self.engine = Engine(self.policy)
         self.row_sizes = RowSizes(self.settings.state_row_warn_bytes)
+
+    @property
+    def ready(self) -> bool:
+        """Partitions assigned and tables recovered."""
+        return self.waiting_since is None
 
 
 def _credentials(settings: Settings) -> Any:
@@ -458,8 +462,7 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app_: Any, revoked: Any, **_: Any) -> None:
-        rt.ready = False
-        if rt.waiting_since is None:
+        if rt.ready:
             rt.waiting_since = time.monotonic()
         rt.ticked.clear()
         rt.due.stale = True
@@ -469,8 +472,7 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         # Sent once the tables are recovered: rows restored from the changelogs are in the index's next
         # rebuild.
         rt.due.stale = True
-        rt.ready = True
-        if rt.waiting_since is not None:
+        if not rt.ready:
             metrics.WAITING_FOR_PARTITIONS.observe(time.monotonic() - rt.waiting_since)
             rt.waiting_since = None
 
