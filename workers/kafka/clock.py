@@ -25,6 +25,24 @@ def make_clock(spec: str) -> Clock:
         shift = float(arg)
         return lambda: time.time() + shift
     if kind == "file":
-        path = Path(arg)
-        return lambda: parse_rfc3339(path.read_text(encoding="utf-8").strip())
+        return _file_clock(Path(arg))
     raise ValueError(f"unknown clock {spec!r}: use system, fixed:TIME, offset:SECONDS or file:PATH")
+
+
+def _file_clock(path: Path) -> Clock:
+    last: float | None = None
+
+    def read() -> float:
+        nonlocal last
+        text = path.read_text(encoding="utf-8").strip()
+        # `echo TIME > file` and `Path.write_text` empty the file before they write it: a reader can find it
+        # empty for a moment while its time moves, and then the time is still the last one read. Once,
+        # that stopped a worker in CI (its deadline timer raised).
+        if text or last is None:
+            try:
+                last = parse_rfc3339(text)
+            except ValueError as exc:
+                raise ValueError(f"clock file {path}: {exc}") from None
+        return last
+
+    return read
