@@ -23,6 +23,10 @@ class WorkerError(RuntimeError):
     pass
 
 
+class WorkerNotAnswering(WorkerError):
+    pass
+
+
 class WorkerProcess:
     def __init__(self, env: Mapping[str, str], log_path: Path,
                  command: tuple[str, ...] = ("-m", "workers.cli", "run")) -> None:
@@ -46,6 +50,10 @@ class WorkerProcess:
                 status = response.status
         except urllib.error.HTTPError as exc:
             body, status = exc.read(), exc.code
+        except OSError as exc:
+            # Said with the worker's own last words: a worker that stops answering has usually crashed.
+            raise WorkerNotAnswering(f"worker on port {self.port} did not answer {path} ({exc}); "
+                                     f"{self._last_words()}") from exc
         if path == "/metrics":
             return status, body.decode()
         return status, json.loads(body)
@@ -57,15 +65,24 @@ class WorkerProcess:
             try:
                 if self.get("/readyz")[0] == 200:
                     return
-            except (OSError, ValueError):
+            except (WorkerNotAnswering, ValueError):
                 pass  # not listening yet
             time.sleep(0.1)  # polling a readiness endpoint
         raise WorkerError(f"worker not ready within {timeout:.0f} s; log: {self.log_path}")
 
     def _check_alive(self) -> None:
         if self.process is None or self.process.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
-            raise WorkerError(f"worker exited with {self.process and self.process.returncode}:\n{tail}")
+            raise WorkerError(self._last_words())
+
+    def _last_words(self) -> str:
+        state = "running" if self.process and self.process.poll() is None else \
+            f"exited with {self.process and self.process.returncode}"
+        tail = ""
+        if self.log_path.exists():
+            with self.log_path.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 3000))
+                tail = log.read().decode(errors="replace")
+        return f"worker {state}, log {self.log_path} ends:\n{tail}"
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         if self.process is None:
