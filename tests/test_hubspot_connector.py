@@ -179,9 +179,11 @@ def test_5xx_is_retryable(hubspot_server: HubSpotServer, connector: HubSpotConne
 def test_timeout_is_retryable_and_not_retried_by_the_client(hubspot_server: HubSpotServer,
                                                              hubspot_env: dict[str, str]) -> None:
     ids = companies(hubspot_server, 1)
-    connector = HubSpotConnector.from_settings({"env": {**hubspot_env, "CLIENTSHIFT_HUBSPOT_TIMEOUT": "0.2"}})
+    # A timeout well above what the validating local server takes on a loaded CI machine, so only the
+    # injected delay can reach it.
+    connector = HubSpotConnector.from_settings({"env": {**hubspot_env, "CLIENTSHIFT_HUBSPOT_TIMEOUT": "1"}})
     connector.start()
-    hubspot_server.inject(path=r"/batch/read$", delay=1.0)
+    hubspot_server.inject(path=r"/batch/read$", delay=3.0)
     result, = connector.apply([tag(ids[0])])
     assert result.outcome is Outcome.RETRYABLE and "Timeout" in result.detail
     assert hubspot_server.count("POST", r"/batch/read$") == 1  # urllib3 did not retry behind our back
