@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.kafka.due import SLACK, DueIndex
+from workers.kafka.due import SLACK, DueIndex, is_deadline
 
 
 def row(due: float, partition: int = 0) -> dict:
@@ -55,6 +55,32 @@ def test_a_new_index_is_stale_until_built_from_the_table():
     assert index.stale
     index.rebuild([("a", row(1.0))])
     assert not index.stale and len(index) == 1
+
+
+NOT_DEADLINES = {"no due": {"partition": 0}, "due as text": {"due": "tomorrow", "partition": 0},
+                 "due not a number": {"due": float("nan"), "partition": 0}, "due true": {"due": True, "partition": 0},
+                 "no partition": {"due": 1.0}, "partition as text": {"due": 1.0, "partition": "0"},
+                 "a string": "soon", "a list": [1.0, 0], "nothing": None}
+
+
+def test_rows_that_are_not_deadlines_are_left_out_and_named_and_never_come_out_as_due():
+    # Restored from a changelog another writer wrote to: they used to crash the deadline timer.
+    table: dict = {"a": row(10.0), **NOT_DEADLINES, 5: row(10.0), ("x",): row(10.0)}
+    index = DueIndex()
+    left_out = index.rebuild(table.items())
+    assert left_out == [*NOT_DEADLINES, 5, ("x",)]
+    assert list(index.due(1e9, table.get)) == [("a", row(10.0))]
+    assert not any(is_deadline("a", value) for value in NOT_DEADLINES.values())
+    assert not is_deadline(5, row(10.0))
+    assert is_deadline("a", row(10.0)) and is_deadline("a", {"due": 7, "partition": 3})
+
+
+def test_a_row_replaced_by_one_that_is_not_a_deadline_does_not_come_out():
+    table: dict = {"a": row(10.0), "b": row(10.0)}
+    index = DueIndex()
+    index.rebuild(table.items())
+    table["a"] = {"due": 10.0}  # restored over the indexed row before the next rebuild
+    assert list(index.due(20.0, table.get)) == [("b", row(10.0))]
 
 
 @given(st.lists(st.tuples(st.sampled_from("abcdefgh"), st.floats(0, 100)), max_size=40), st.floats(0, 100))

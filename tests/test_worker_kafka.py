@@ -406,6 +406,36 @@ def test_an_account_whose_stored_state_cannot_be_read_has_its_events_dead_letter
     assert "Crashed" not in worker.log_path.read_text()
 
 
+def test_deadline_rows_that_are_not_deadlines_are_left_out_and_the_account_s_next_event_sets_its_deadline(harness):
+    # As for account rows: a deadlines-changelog row that is not a deadline means another writer. Such a
+    # row crashed the deadline timer, and so the worker, on every start.
+    producer = KafkaProducer(bootstrap_servers=harness.settings.bootstrap_servers)
+    [_, deadlines_changelog] = changelog_topics(harness.settings)
+    for partition in range(harness.settings.partitions):  # wherever these keys are recovered from
+        for key, value in [(b'"solo"', b'{"partition": 0}'), (b'"ghost"', b'{"due": "tomorrow", "partition": 0}'),
+                           (b"5", b'{"due": 0, "partition": 0}')]:
+            producer.send(deadlines_changelog, key=key, value=value, partition=partition)
+    producer.flush()
+    producer.close()
+    lines = [SourcedLine("x:1", json.dumps(raw("contract.signed", "solo", "2026-01-10T00:00:00Z", contract_id="c",
+                                                start="2026-01-10", end="2027-03-01")))]
+    worker = harness.worker()
+    worker.wait_ready()
+    harness.produce(lines)
+    harness.catch_up(lines)
+    harness.clock.write_text("2027-04-01T00:00:00Z")  # past the contract's end: solo's deadline fires
+    harness.quiet()
+    assert worker.process.poll() is None
+    assert harness.crm() == expected(lines, as_of="2027-04-01T00:00:00Z")
+    assert "solo|retention_review|deadline:2027-03-01T00:00:00Z" in harness.crm()["tasks"]
+    log = worker.log_path.read_text()
+    assert "Crashed" not in log
+    left_out = [json.loads(line) for line in log.splitlines()
+                if line.startswith("{") and "is left out until the account's next event" in line]
+    assert {entry["account"] for entry in left_out} >= {"'ghost'", "5"}
+    assert all(entry["topic"] == deadlines_changelog for entry in left_out)
+
+
 async def _send_with_headers(bootstrap: str, topic: str, records: list) -> None:
     from aiokafka import AIOKafkaProducer
 
