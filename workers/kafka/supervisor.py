@@ -45,11 +45,7 @@ class WorkerProcess:
 
     def get(self, path: str) -> tuple[int, Any]:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as response:
-                body = response.read()
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            body, status = exc.read(), exc.code
+            status, body = self._request(path)
         except OSError as exc:
             # Said with the worker's own last words: a worker that stops answering has usually crashed.
             raise WorkerNotAnswering(f"worker on port {self.port} did not answer {path} ({exc}); "
@@ -58,14 +54,21 @@ class WorkerProcess:
             return status, body.decode()
         return status, json.loads(body)
 
+    def _request(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
             try:
-                if self.get("/readyz")[0] == 200:
+                if self._request("/readyz")[0] == 200:
                     return
-            except (WorkerNotAnswering, ValueError):
+            except OSError:
                 pass  # not listening yet
             time.sleep(0.1)  # polling a readiness endpoint
         raise WorkerError(f"worker not ready within {timeout:.0f} s; log: {self.log_path}")
