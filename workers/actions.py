@@ -81,9 +81,10 @@ _ACTION_FIELDS = tuple(f.name for f in fields(Action))
 def plan_actions(before: AccountState, status: str, rule: str, flags: tuple[str, ...], now: float,
                  trigger: str, policy: Policy) -> list[Action]:
     """The actions one evaluation calls for, given the state before it (pure)."""
-    tag_due = status != before.written_status
-    # Every task trigger is a change of status or of a flag; most evaluations change neither.
-    changed = status != before.status or flags != before.flags
+    # The tag follows the status, so it is due exactly when the status changes (including the first
+    # evaluation); every task trigger is a change of status or of a flag. Most evaluations change neither.
+    tag_due = status != before.status
+    changed = tag_due or flags != before.flags
     firing = [spec for spec in policy.tasks if spec.fires(before.status, status, before.flags, flags)] if changed else []
     if not tag_due and not firing:
         return []  # the common case: nothing changed, so nothing to format

@@ -95,11 +95,14 @@ class Engine:
                 f"{format_rfc3339(state.clock)}: ids that old are no longer kept, so it cannot be "
                 "checked for a duplicate"))
         at = event.time if state.clock is None else max(state.clock, event.time)
-        caught_up = self.advance(state, at)
-        applied = apply_event(caught_up.state, event, at)
+        due = state.next_deadline
+        # Most events have no deadline to fire first: they skip building and joining an empty step.
+        caught_up = self.advance(state, at) if due is not None and due <= at else None
+        applied = apply_event(state if caught_up is None else caught_up.state, event, at)
         if horizon is not None:
             applied = forget_old_ids(applied, at, horizon)
-        return caught_up.then(self._evaluate(applied, at, f"event:{event.dedupe_key}"))
+        evaluated = self._evaluate(applied, at, f"event:{key}")
+        return evaluated if caught_up is None else caught_up.then(evaluated)
 
     def advance(self, state: AccountState, until: float) -> Step:
         """Fire every deadline of this account at or before `until`, in time order, each at its instant."""
@@ -126,7 +129,6 @@ class Engine:
         decided = state.evolve(
             status=status, flags=flags, reason=rule, client_since=client_since,
             clock=now if state.clock is None else max(state.clock, now),
-            written_status=status if any(a.type == "tag" for a in actions) else state.written_status,
             next_deadline=next_change(state, status, client_since, now, policy.params, policy.day_thresholds),
         )
         decision = Decision(state.account, now, trigger, status, rule, flags, state.status, state.flags)

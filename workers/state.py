@@ -38,12 +38,11 @@ class AccountState:
     meetings: int = 0
     tickets: int = 0
     properties: Mapping[str, Any] = field(default_factory=dict)
-    # What the last evaluation decided, and what was last written to the CRM.
+    # What the last evaluation decided (the CRM's tag is written whenever the status changes).
     status: str | None = None
     flags: tuple[str, ...] = ()
     reason: str | None = None
     client_since: float | None = None
-    written_status: str | None = None
     next_deadline: float | None = None
 
     def evolve(self, **changes: Any) -> AccountState:
