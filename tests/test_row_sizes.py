@@ -1,12 +1,21 @@
-"""workers.kafka.row_sizes: the early warning for state rows that approach Kafka's message limit."""
+"""workers.kafka.row_sizes: the early warning for state rows that approach Kafka's message limit, and the
+bound that decides when a row must be measured before an event is kept."""
 
 from __future__ import annotations
 
+import json
 import logging
 
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from workers.kafka.row_sizes import RowSizes
+from test_engine_fuzz import POLICIES, events
+from workers.engine import Engine
+from workers.kafka.codec import decode_message
+from workers.kafka.outbox import json_arrays
+from workers.kafka.row_sizes import ROW_SLACK, RowSizes, growth_bound
 from workers.state import AccountState
 
 
@@ -15,7 +24,7 @@ def gauge() -> float | None:
 
 
 def test_each_account_over_the_mark_is_warned_about_once_with_its_size(caplog):
-    sizes = RowSizes(warn_at=1000)
+    sizes = RowSizes(warn_at=1000, max_record_bytes=1_000_000)
     with caplog.at_level(logging.WARNING, logger="clientshift.worker"):
         for account, size in [("a", 1500), ("b", 1200), ("a", 1600), ("b", 1300), ("c", 2000)]:
             sizes.over(account, size)
@@ -24,7 +33,7 @@ def test_each_account_over_the_mark_is_warned_about_once_with_its_size(caplog):
 
 
 def test_the_gauge_holds_the_largest_row_written_so_far():
-    sizes = RowSizes(warn_at=1000)
+    sizes = RowSizes(warn_at=1000, max_record_bytes=1_000_000)
     start = sizes.largest
     base = int(gauge() or 0)  # the registry is process-wide: start above whatever another test set
     for size in (base + 10, base + 30, base + 20):
@@ -47,3 +56,70 @@ def test_a_row_grows_with_history_so_the_warning_has_something_to_watch():
         state = engine.handle(state, event).state
         sizes.append(len(state.to_json()))
     assert sizes[-1] - sizes[99] >= 100 * len("test/evt-00000")  # at least the ids kept
+
+
+ENGINE = Engine(POLICIES["default"])
+
+
+def grown(state: AccountState, value: bytes, headers=None) -> tuple[AccountState, int]:
+    """The state after the event in `value` (and `headers`), and how much its row grew."""
+    after = ENGINE.handle(state, decode_message(value, headers)).state
+    return after, len(after.to_json()) - len(state.to_json())
+
+
+@given(st.lists(events(), min_size=1, max_size=15))
+def test_no_event_grows_its_account_s_row_by_more_than_the_bound(stream):
+    states: dict[str, AccountState] = {}
+    for event in stream:
+        value = json.dumps(event).encode()
+        state = states.get(event["subject"]) or ENGINE.new_state(event["subject"])
+        states[event["subject"]], growth = grown(state, value)
+        assert growth <= growth_bound(len(value))
+
+
+def test_an_event_s_data_is_counted_in_full_and_a_number_written_longer_is_within_the_overhead():
+    longest = "é" * 25_000 + "\u0001" * 1_000  # raw UTF-8, and characters escaped six bytes each
+    value = json.dumps({"specversion": "1.0", "id": "n", "source": "s", "type": "crm.property.changed",
+                        "subject": "a", "time": "2026-01-01T00:00:00Z",
+                        "data": {"name": "p", "value": longest}}, ensure_ascii=False).encode()
+    state, growth = grown(ENGINE.new_state("a"), value)
+    assert 0.95 * len(value) < growth <= growth_bound(len(value))
+    number = b'{"specversion":"1.0","id":"m","source":"s","type":"crm.property.changed","subject":"a",' \
+             b'"time":"2026-01-01T00:00:00Z","data":{"name":"q","value":1e15}}'
+    after, growth = grown(state, number)
+    assert growth <= growth_bound(len(number)) and b"1000000000000000.0" in after.to_json()
+
+
+def test_ids_from_binary_mode_headers_are_within_the_bound_s_overhead():
+    """In binary mode the id and source are headers, not part of the value; at their longest, and made of
+    characters JSON escapes six bytes each, they still fit the fixed part of the bound."""
+    headers = [("ce_specversion", b"1.0"), ("ce_id", b"\x01" * 256), ("ce_source", b"\x02" * 512),
+               ("ce_type", b"crm.meeting.held"), ("ce_subject", b"a"), ("ce_time", b"2026-01-01T00:00:00Z"),
+               ("content-type", b"application/json")]
+    _, growth = grown(ENGINE.new_state("a"), b"{}", headers)
+    assert 6 * 768 < growth <= growth_bound(2)
+
+
+def test_a_row_is_measured_when_nothing_is_known_of_it_or_its_bound_could_pass_the_limit():
+    sizes = RowSizes(warn_at=1000, max_record_bytes=200_000)
+    state = AccountState(account="acme", properties={"notes": "x" * 5_000})
+    row = state.to_json()
+    assert sizes.limit == 200_000 - ROW_SLACK
+    assert sizes.measure(state, None, 100) == (row, len(row))  # first event of a batch: measured
+    assert sizes.measure(state, 10_000, 100) == (None, 10_000 + growth_bound(100))  # surely fits: not encoded
+    near = sizes.limit - growth_bound(100) + 1
+    assert sizes.measure(state, near, 100) == (row, len(row))  # might not fit: measured, and it does
+    assert "params.history_days" in sizes.refusal("acme", sizes.limit + 1)
+
+
+def test_json_arrays_keep_every_value_in_order_in_arrays_within_the_limit():
+    values = [orjson.dumps({"n": n, "pad": "x" * (n % 40)}) for n in range(300)]
+    for limit in (1, 50, 400, 10_000, 10**7):
+        arrays = list(json_arrays(values, limit))
+        assert [item for array in arrays for item in orjson.loads(array)] == [orjson.loads(v) for v in values]
+        assert all(len(array) <= limit or len(orjson.loads(array)) == 1 for array in arrays)
+        if limit >= 10**7:
+            assert len(arrays) == 1  # one record when it fits
+        elif limit >= 400:
+            assert len(arrays) > 1 and max(map(len, arrays)) > limit // 2  # filled, not one value each
+    assert list(json_arrays([], 100)) == []

@@ -37,7 +37,7 @@ from workers.kafka import tansu as tansu_workarounds
 from workers.kafka.clock import Clock
 from workers.kafka.codec import dead_letter, decode_message
 from workers.kafka.due import DueIndex, is_deadline
-from workers.kafka.outbox import Outbox
+from workers.kafka.outbox import Outbox, json_arrays
 from workers.kafka.row_sizes import RowSizes
 from workers.kafka.settings import Settings
 from workers.kafka.sink import deliver
@@ -73,7 +73,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.policy)
-        self.row_sizes = RowSizes(self.settings.state_row_warn_bytes)
+        self.row_sizes = RowSizes(self.settings.state_row_warn_bytes, self.settings.max_record_bytes)
 
     @property
     def ready(self) -> bool:
@@ -147,6 +147,9 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         # Room for a batch's records per partition in one record batch (workers.kafka.outbox); well
         # under a broker's default 1 MiB message limit.
         producer_max_batch_size=256 * 1024,
+        # Checked by the producer for what Faust sends (dead letters, re-keyed events); the state rows,
+        # sent as record batches, are checked by the worker itself (workers.kafka.row_sizes).
+        producer_max_request_size=settings.max_record_bytes,
         Monitor=faust_fixes.QuietMonitor,
         # Faust stops fetching a partition whose stream buffer is full and fetches again at half, each
         # time a broker round trip with the stream idle; at Faust's 4,096 the worker did ~5.7k events/s,
@@ -195,7 +198,7 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
             raise UnreadableState(f"the state of account {account!r} in {accounts_changelog} cannot be read "
                                   f"({exc!r:.200}); its events wait in the DLQ until the row is mended") from None
 
-    def keep(step: Step, partition: int) -> None:
+    def keep(step: Step, partition: int, row: bytes | None = None, bound: int | None = None) -> None:
         state = step.state
         accounts.data[state.account] = state
         account_partition(state.account, partition)
@@ -208,7 +211,7 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
                 deadline_partition(state.account, partition)
                 rt.due.add(state.account, due["due"])
             rt.pending.deadlines[state.account] = (due, partition)
-        rt.pending.add(step, partition)
+        rt.pending.add(step, partition, row, bound)
 
     async def flush() -> None:
         """Write what the events handled so far decided. Faust commits their offsets only after this
@@ -233,21 +236,23 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         for action in pending.actions:
             outbox.add(topics.actions, pending.partition_of(action.account), action.account.encode(),
                        orjson.dumps(action.to_dict()))
-        audit: dict[int, list[dict[str, Any]]] = {}
+        audit: dict[int, list[bytes]] = {}
         for decision in pending.decisions:
-            audit.setdefault(pending.partition_of(decision.account), []).append(decision.to_dict())
-        for partition, records in audit.items():
-            # One audit record per write-out and partition, listing every decision with its rule.
-            outbox.add(topics.audit, partition, None, orjson.dumps(records))
+            audit.setdefault(pending.partition_of(decision.account), []).append(orjson.dumps(decision.to_dict()))
+        for partition, decisions in audit.items():
+            # An audit record per write-out and partition lists every decision with its rule; a large
+            # batch (or long event ids) is split, with the same room a state row leaves.
+            for record in json_arrays(decisions, rt.row_sizes.limit):
+                outbox.add(topics.audit, partition, None, record)
         await outbox.flush()  # the actions are in Kafka before any state that says their events were seen
         largest, warn_at = 0, rt.row_sizes.warn_at
-        for account, (state, partition) in pending.states.items():
-            row = state.to_json()
+        for account, kept in pending.states.items():
+            row = kept.encoded()
             size = len(row)
             largest = size if size > largest else largest
             if size > warn_at:
                 rt.row_sizes.over(account, size)
-            outbox.add(accounts_changelog, partition, orjson.dumps(account), row)
+            outbox.add(accounts_changelog, kept.partition, orjson.dumps(account), row)
         rt.row_sizes.largest_of_batch(largest)
         for account, (due, partition) in pending.deadlines.items():
             outbox.add(deadlines_changelog, partition, orjson.dumps(account),
@@ -333,7 +338,15 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
                          partition=message.partition, offset=message.offset, account=canonical.subject,
                          event_id=canonical.id)
             return
-        keep(step, message.partition)
+        row, size = rt.row_sizes.measure(step.state, rt.pending.bound_of(canonical.subject), len(event.value or b""))
+        if size > rt.row_sizes.limit:
+            # Kafka would refuse the row, and the worker would meet this event again after every restart.
+            metrics.STATE_TOO_LARGE.inc()
+            await to_dlq("event", rt.row_sizes.refusal(canonical.subject, size), event.value, message.headers,
+                         event.key, topic=message.topic, partition=message.partition, offset=message.offset,
+                         account=canonical.subject, event_id=canonical.id)
+            return
+        keep(step, message.partition, row, size)
 
     @app.agent(inputs, name="process")
     async def process(stream: Any) -> None:

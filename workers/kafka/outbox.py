@@ -10,7 +10,7 @@ build Kafka record batches itself and hand the producer one per partition (aioka
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 
 class Outbox:
@@ -37,3 +37,19 @@ class Outbox:
                 for (topic, partition), batch in batches]
         if acks:
             await asyncio.gather(*acks)
+
+
+def json_arrays(values: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """Encoded JSON values gathered into JSON arrays of at most `limit` bytes each (a value larger than
+    that on its own): one record per write-out and partition is fewer records, but a record over Kafka's
+    limit would fail the write-out on every retry."""
+    chunk: list[bytes] = []
+    size = 1  # "[" and a "," or "]" after each value
+    for value in values:
+        if chunk and size + len(value) + 1 > limit:
+            yield b"[" + b",".join(chunk) + b"]"
+            chunk, size = [], 1
+        chunk.append(value)
+        size += len(value) + 1
+    if chunk:
+        yield b"[" + b",".join(chunk) + b"]"

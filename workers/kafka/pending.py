@@ -15,24 +15,43 @@ from typing import Any
 
 from workers.actions import Action
 from workers.engine import Decision, Step
+from workers.fastinit import fast_frozen_init
 from workers.state import AccountState
+
+
+@fast_frozen_init
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """An account's latest state, the input partition that owns it (the changelog partition of its table
+    rows), and what is known of its changelog row (workers.kafka.row_sizes)."""
+
+    state: AccountState
+    partition: int
+    row: bytes | None = None  # encoded already (the write-out encodes the others)
+    bound: int | None = None  # the row's size, or a bound on it; None: unknown
+
+    def encoded(self) -> bytes:
+        return self.state.to_json() if self.row is None else self.row
 
 
 @dataclass
 class Pending:
     actions: list[Action] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
-    # Latest state of every account touched, with the input partition that owns it (the changelog
-    # partition of its table rows).
-    states: dict[str, tuple[AccountState, int]] = field(default_factory=dict)
+    states: dict[str, Kept] = field(default_factory=dict)  # by account
     # Deadline rows that changed: None deletes the row.
     deadlines: dict[str, tuple[dict[str, Any] | None, int]] = field(default_factory=dict)
     events: int = 0
 
-    def add(self, step: Step, partition: int) -> None:
+    def add(self, step: Step, partition: int, row: bytes | None = None, bound: int | None = None) -> None:
         self.actions.extend(step.actions)
         self.decisions.extend(step.decisions)
-        self.states[step.state.account] = (step.state, partition)
+        self.states[step.state.account] = Kept(step.state, partition, row, bound)
+
+    def bound_of(self, account: str) -> int | None:
+        """What is known of the size of the account's row, if it was handled since the last write-out."""
+        kept = self.states.get(account)
+        return None if kept is None else kept.bound
 
     def __bool__(self) -> bool:
         return bool(self.states or self.deadlines or self.actions or self.decisions)
@@ -44,7 +63,7 @@ class Pending:
                        self.events + later.events)
 
     def partition_of(self, account: str) -> int:
-        return self.states[account][1]
+        return self.states[account].partition
 
     def transitions(self) -> Counter[tuple[str, str]]:
         return Counter((d.previous_status or "none", d.status) for d in self.decisions

@@ -1,11 +1,20 @@
-"""Early warning for account state rows that approach Kafka's message size limit.
+"""Account state rows against Kafka's record limit: an early warning, and refusing the event that would
+pass the limit.
 
 An account's row holds its whole history (every event id it has seen, every order), so it grows with
-the account's age: about 40 B per event. Kafka refuses a record over the broker's `message.max.bytes`
-(and the producer's `max_request_size`), 1 MiB by default; a row over it would fail every write-out of
-its partition until the row shrinks, which it never does on its own (the rules' `params.history_days`
-bounds the ids, the largest part). So the worker says so long before: a gauge of the largest row
-written (for an alert) and one warning per account whose row passes a threshold.
+the account's age, about 40 B per event, and with what its events carry (a property's value is kept).
+Kafka refuses a record over the broker's `message.max.bytes` (1 MiB by default): a row over it would
+fail the worker's write-out, and the worker, restarted, would meet the same events and fail again. So:
+- a warning long before, a gauge of the largest row written (for an alert) and one log line per
+  account whose row passes a mark;
+- an event that would leave its account's row over the limit is refused: it goes to the DLQ with the
+  reason, the account keeps its state, and the worker goes on. Raising the limit or bounding the ids
+  kept (the rules' `params.history_days`) and then `clientshift dlq redrive` applies it.
+
+Knowing a row's size means encoding it, which the write-out does anyway, once per account and batch.
+So an account's first event in a batch is encoded when handled, and the write-out reuses those bytes;
+a later event of the same account in the batch adds at most `growth_bound` of its size, and is encoded
+only when that bound could reach the limit.
 """
 
 from __future__ import annotations
@@ -13,17 +22,55 @@ from __future__ import annotations
 import logging
 
 from workers import metrics
+from workers.state import AccountState
 
 log = logging.getLogger("clientshift.worker")
 
 KAFKA_DEFAULT_MESSAGE_LIMIT = 1024 * 1024
+# Room in the record for the row's key (an account id: 256 characters at most) and Kafka's framing, and
+# for what deadlines can add after the account's last event: they are never refused, and change only its
+# status, flags, rule and instants.
+ROW_SLACK = 16 * 1024
+# What one event can add besides its data: its source and id (from headers in binary mode: 768
+# characters at most, 6 bytes each if escaped), field names, instants and its one number written anew,
+# and the status, flags and rule of the evaluations it causes.
+EVENT_OVERHEAD = 8 * 1024
+
+
+def growth_bound(event_bytes: int) -> int:
+    """At most how many bytes handling an event of `event_bytes` adds to its account's row.
+
+    Each string of its data is kept at most once, and a string takes no more room in the row than in the
+    event (JSON escapes the same characters on both sides); the contract allows no arrays or objects
+    among its values, so its only number that can be written longer (`1e15` as 1000000000000000.0) is
+    a property's one value."""
+    return event_bytes + EVENT_OVERHEAD
 
 
 class RowSizes:
-    def __init__(self, warn_at: int) -> None:
+    def __init__(self, warn_at: int, max_record_bytes: int) -> None:
         self.warn_at = warn_at
+        self.limit = max_record_bytes - ROW_SLACK  # the largest row an event may leave
+        self.max_record_bytes = max_record_bytes
         self.largest = 0
         self.warned: set[str] = set()
+
+    def measure(self, state: AccountState, known: int | None, event_bytes: int) -> tuple[bytes | None, int]:
+        """The row `state` is written as, and its size; or None and a bound on its size when the bound
+        keeps it within the limit. `known`: a bound on the account's row before the event, or None."""
+        if known is not None:
+            bound = known + growth_bound(event_bytes)
+            if bound <= self.limit:
+                return None, bound
+        row = state.to_json()
+        return row, len(row)
+
+    def refusal(self, account: str, size: int) -> str:
+        """Why an event whose account's row would be `size` bytes is refused."""
+        return (f"the state of account {account!r} would be a {size}-byte row, over the {self.limit} bytes a "
+                f"changelog record can hold (CLIENTSHIFT_MAX_RECORD_BYTES {self.max_record_bytes}, less "
+                f"{ROW_SLACK} for its key and framing): bound the event ids it keeps with the rules' "
+                "params.history_days, or raise the limit with the topics' max.message.bytes, then redrive")
 
     def over(self, account: str, size: int) -> None:
         """A row over `warn_at` was written (the caller compares: this runs for every row written)."""
@@ -31,7 +78,7 @@ class RowSizes:
             return
         self.warned.add(account)
         log.warning("account state row is large", extra={
-            "account": account, "row_bytes": size, "warn_at": self.warn_at,
+            "account": account, "row_bytes": size, "warn_at": self.warn_at, "limit": self.limit,
             "kafka_default_limit": KAFKA_DEFAULT_MESSAGE_LIMIT,
             "remedy": "bound the event ids kept with the rules' params.history_days"})
 

@@ -79,6 +79,9 @@ class Settings:
     sink_within: float = 0.5
     # A quarter of Kafka's default 1 MiB message limit: years of warning at most accounts' event rates.
     state_row_warn_bytes: int = 256 * 1024
+    # The largest record the worker sends (the producer's max.request.size). Faust's default, just under
+    # the broker's default message.max.bytes (1 MiB + 12 B); raise both together.
+    max_record_bytes: int = 1_000_000
     topics: Topics = field(default_factory=Topics)
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
@@ -115,6 +118,7 @@ class Settings:
             sink_batch=_number(env, "CLIENTSHIFT_SINK_BATCH", 500, 1),
             sink_within=_number(env, "CLIENTSHIFT_SINK_WITHIN", 0.5, 0, whole=False),
             state_row_warn_bytes=_number(env, "CLIENTSHIFT_STATE_ROW_WARN_BYTES", 256 * 1024, 1),
+            max_record_bytes=_number(env, "CLIENTSHIFT_MAX_RECORD_BYTES", 1_000_000, 128 * 1024),
             topics=topics,
             security_protocol=get("CLIENTSHIFT_BROKER_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
             sasl_mechanism=get("CLIENTSHIFT_SASL_MECHANISM") or None,
