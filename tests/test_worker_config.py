@@ -41,6 +41,19 @@ def test_the_worker_s_kafka_consumer_waits_the_configured_time_per_fetch_not_fau
         assert consumer_setting(Settings(broker="127.0.0.1:1", fetch_max_wait_ms=wait), "_fetch_max_wait_ms") == wait
 
 
+def test_the_record_limit_reaches_the_producer_and_the_state_row_check():
+    assert Settings().max_record_bytes == 1_000_000  # Faust's default, under the broker's 1 MiB + 12 B
+    settings = Settings.from_env({"CLIENTSHIFT_MAX_RECORD_BYTES": "2000000", "CLIENTSHIFT_BROKER": "127.0.0.1:1"})
+
+    async def build() -> Any:
+        return create_app(settings, load_policy(None), make_clock(settings.clock), lambda echo_store: None)
+
+    app = asyncio.run(build())
+    assert app.conf.producer_max_request_size == 2_000_000
+    assert app.producer._settings_default()["max_request_size"] == 2_000_000  # what aiokafka is given
+    assert app.clientshift.row_sizes.limit == 2_000_000 - 16 * 1024
+
+
 def test_a_setting_that_cannot_be_used_is_named_with_its_value():
     import pytest
 
@@ -51,6 +64,7 @@ def test_a_setting_that_cannot_be_used_is_named_with_its_value():
         "CLIENTSHIFT_SINK_WITHIN": ("-1", "CLIENTSHIFT_SINK_WITHIN='-1': must be at least 0"),
         "CLIENTSHIFT_PROCESS_WITHIN": ("nan", "CLIENTSHIFT_PROCESS_WITHIN='nan': must be at least 0.001"),
         "CLIENTSHIFT_REPLICATION_FACTOR": ("2.5", "CLIENTSHIFT_REPLICATION_FACTOR='2.5': not a whole number"),
+        "CLIENTSHIFT_MAX_RECORD_BYTES": ("1000", "CLIENTSHIFT_MAX_RECORD_BYTES='1000': must be at least 131072"),
     }
     for name, (value, message) in cases.items():
         with pytest.raises(SettingsError) as caught:
