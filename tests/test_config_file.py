@@ -29,7 +29,7 @@ def distinct(kind: type, n: int) -> object:
     if kind is bool or kind == "bool":
         return True
     if kind in (int, "int"):
-        return 1000 + n
+        return 200_000 + n  # above every setting's minimum (the largest, the record limit's, is 131,072)
     if kind in (float, "float"):
         return 0.25 + n
     return f"value-{n}"
