@@ -51,7 +51,7 @@ def test_the_record_limit_reaches_the_producer_and_the_state_row_check():
     app = asyncio.run(build())
     assert app.conf.producer_max_request_size == 2_000_000
     assert app.producer._settings_default()["max_request_size"] == 2_000_000  # what aiokafka is given
-    assert app.clientshift.row_sizes.limit == 2_000_000 - 16 * 1024
+    assert app.clientshift.record_sizes.limit == 2_000_000 - 16 * 1024
 
 
 def test_a_setting_that_cannot_be_used_is_named_with_its_value():

@@ -519,24 +519,28 @@ def same_partition_accounts(count: int, partitions: int) -> list[str]:
     raise AssertionError("no partition got enough accounts")
 
 
-def test_an_event_that_would_leave_its_account_s_state_over_the_record_limit_is_dead_lettered_and_redriven(harness):
-    """Kafka refuses a record over its limit, and a state row that grows past it would fail the write-out
-    on every restart. With the smallest limit (128 KiB; rows get 112 KiB), an account's properties of
-    ~30 KB each fill it: the events that would pass it are refused, the account keeps its state, and the
-    rest goes on; after the limit is raised, a redrive applies them. The same limit splits the audit
-    records of decisions with the longest ids the contract allows."""
+def test_an_event_whose_state_row_or_action_would_pass_the_record_limit_is_dead_lettered_and_redriven(harness):
+    """Kafka refuses a record over its limit, and a state row or an action past it would fail the write-out
+    on every restart. With the smallest limit (128 KiB; rows and actions get 112 KiB), an account's
+    properties of ~30 KB each fill its row, and an account named with 50,000 characters gets a welcome
+    task (the name in its title, its body and its account name) over it: the events that would write
+    those are refused, the accounts keep their state, and the rest goes on; after the limit is raised, a
+    redrive applies them. The same limit splits the audit records of decisions with the longest ids the
+    contract allows."""
     limit = 131_072
     big = [raw("property.changed", "big", f"2026-01-0{n}T00:00:00Z", name=f"notes{n}", value="x" * 30_000,
                id_=f"big-notes{n}") for n in (1, 2, 3, 4)]
     big.append(raw("csm.assigned", "big", "2026-01-05T00:00:00Z", owner_id="7", owner_name="y" * 30_000,
                    id_="big-csm"))
     big.append(raw("meeting.held", "big", "2026-01-06T00:00:00Z", id_="big-meeting"))
+    big.append(raw("account.created", "named", "2026-01-01T00:00:00Z", name="n" * 50_000))
+    big.append(raw("csm.assigned", "named", "2026-01-02T00:00:00Z", owner_id="8", id_="named-csm"))
     # 1 KB of trigger per decision, 300 decisions in one partition: more than one record can hold.
     long_ids = [raw("order.placed", account, f"2026-02-01T00:{n // 60:02d}:{n % 60:02d}Z", source="s" * 512,
                     id_=f"{n:03d}" + "i" * 253, order_id=str(n))
                 for account in same_partition_accounts(3, harness.settings.partitions) for n in range(100)]
     lines = [SourcedLine(f"x:{n}", json.dumps(event)) for n, event in enumerate(big + long_ids)]
-    refused = [lines[3], lines[4]]
+    refused = [lines[3], lines[4], lines[7]]
     worker = harness.worker(CLIENTSHIFT_MAX_RECORD_BYTES=str(limit))
     worker.wait_ready()
     harness.produce(lines)
@@ -544,16 +548,20 @@ def test_an_event_that_would_leave_its_account_s_state_over_the_record_limit_is_
     assert worker.process.poll() is None
     letters = harness.dlq()
     assert sorted(base64.b64decode(d["original_base64"]) for d in letters) == sorted(l.raw.encode() for l in refused)
-    for letter in letters:
-        assert letter["account"] == "big" and letter["kind"] == "event"
-        assert "over the 114688 bytes a changelog record can hold" in letter["reason"], letter["reason"]
+    reasons = {letter["event_id"]: letter["reason"] for letter in letters}
+    assert all(letter["kind"] == "event" for letter in letters)
+    for event_id in ("big-notes4", "big-csm"):
+        assert reasons[event_id].startswith("the state of account 'big' would be a"), reasons[event_id]
+    assert reasons["named-csm"].startswith("action 'named|welcome_client|event:test/named-csm' would be a")
+    assert all("over the 114688 bytes a record can hold" in reason for reason in reasons.values())
     metrics = worker.get("/metrics")[1]
-    assert "clientshift_events_state_too_large_total 2.0" in metrics
+    assert 'clientshift_over_record_limit_total{kind="event"} 3.0' in metrics
     row_gauge = next(line for line in metrics.splitlines() if line.startswith("clientshift_state_row_bytes_max "))
     assert 90_000 < float(row_gauge.split()[1]) <= limit - 16 * 1024  # three notes kept, no more
     kept = [line for line in lines if line not in refused]
     crm = harness.crm()
-    assert crm["status"]["big"] == "prospect" and crm == expected(kept)  # the CSM was not applied
+    assert crm["status"]["big"] == crm["status"]["named"] == "prospect"  # neither CSM was applied
+    assert crm == expected(kept)
     audit = harness.records(harness.settings.topics.audit)
     assert all(len(json.dumps(record, separators=(",", ":"))) <= limit - 16 * 1024 for record in audit)
     audited = sorted((d["account"], d["trigger"]) for record in audit for d in record)
@@ -568,9 +576,10 @@ def test_an_event_that_would_leave_its_account_s_state_over_the_record_limit_is_
     assert done.returncode == 0, done.stderr
     harness.quiet()
     crm = harness.crm()
-    assert crm["status"]["big"] == "client" and "big|welcome_client|event:test/big-csm" in crm["tasks"]
+    assert crm["status"]["big"] == crm["status"]["named"] == "client"
+    assert {"big|welcome_client|event:test/big-csm", "named|welcome_client|event:test/named-csm"} <= set(crm["tasks"])
     assert crm == expected(kept + refused)  # what replay gives for what the worker saw, in that order
-    assert "clientshift_events_state_too_large_total 0.0" in raised.get("/metrics")[1]  # none refused this time
+    assert "clientshift_over_record_limit_total" not in re.sub(r"# (HELP|TYPE) .*", "", raised.get("/metrics")[1])
 
 
 def replicas(settings: Settings, topic: str) -> set[int]:

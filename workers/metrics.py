@@ -9,8 +9,9 @@ EVENTS_INVALID = Counter("clientshift_events_invalid_total", "Events rejected by
 DUPLICATES = Counter("clientshift_events_duplicate_total", "Events ignored because their id was seen")
 TOO_LATE = Counter("clientshift_events_too_late_total",
                    "Events older than the history horizon (params.history_days), sent to the DLQ")
-STATE_TOO_LARGE = Counter("clientshift_events_state_too_large_total",
-                          "Events refused because their account's state row would pass the record limit")
+OVER_RECORD_LIMIT = Counter("clientshift_over_record_limit_total",
+                            "Events and ticks refused because their account's state row or an action would "
+                            "pass the record limit (CLIENTSHIFT_MAX_RECORD_BYTES)", ["kind"])
 TRANSITIONS = Counter("clientshift_status_transitions_total", "Status changes", ["from_status", "to_status"])
 FLAGS_RAISED = Counter("clientshift_flags_raised_total", "Flags going false -> true", ["flag"])
 DEADLINES = Counter("clientshift_deadlines_fired_total", "Evaluations triggered by a deadline")

@@ -38,7 +38,7 @@ from workers.kafka.clock import Clock
 from workers.kafka.codec import dead_letter, decode_message
 from workers.kafka.due import DueIndex, is_deadline
 from workers.kafka.outbox import Outbox, json_arrays
-from workers.kafka.row_sizes import RowSizes
+from workers.kafka.record_sizes import RecordSizes
 from workers.kafka.settings import Settings
 from workers.kafka.sink import deliver
 from workers.kafka.topics import ACCOUNTS_TABLE, DEADLINES_TABLE
@@ -62,7 +62,7 @@ class Runtime:
     flushing: asyncio.Lock = field(default_factory=asyncio.Lock)
     ticked: dict[str, float] = field(default_factory=dict)
     due: DueIndex = field(default_factory=DueIndex)
-    row_sizes: RowSizes = field(init=False)
+    record_sizes: RecordSizes = field(init=False)
     connector: Connector | None = None
     # Since when its partitions have waited (a start or a rebalance); None once it is ready.
     waiting_since: float | None = field(default_factory=time.monotonic)
@@ -73,7 +73,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.policy)
-        self.row_sizes = RowSizes(self.settings.state_row_warn_bytes, self.settings.max_record_bytes)
+        self.record_sizes = RecordSizes(self.settings.state_row_warn_bytes, self.settings.max_record_bytes)
 
     @property
     def ready(self) -> bool:
@@ -147,8 +147,8 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         # Room for a batch's records per partition in one record batch (workers.kafka.outbox); well
         # under a broker's default 1 MiB message limit.
         producer_max_batch_size=256 * 1024,
-        # Checked by the producer for what Faust sends (dead letters, re-keyed events); the state rows,
-        # sent as record batches, are checked by the worker itself (workers.kafka.row_sizes).
+        # Checked by the producer for what Faust sends (dead letters, re-keyed events); the state rows and
+        # actions, sent as record batches, are checked by the worker itself (workers.kafka.record_sizes).
         producer_max_request_size=settings.max_record_bytes,
         Monitor=faust_fixes.QuietMonitor,
         # Faust stops fetching a partition whose stream buffer is full and fetches again at half, each
@@ -242,18 +242,18 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         for partition, decisions in audit.items():
             # An audit record per write-out and partition lists every decision with its rule; a large
             # batch (or long event ids) is split, with the same room a state row leaves.
-            for record in json_arrays(decisions, rt.row_sizes.limit):
+            for record in json_arrays(decisions, rt.record_sizes.limit):
                 outbox.add(topics.audit, partition, None, record)
         await outbox.flush()  # the actions are in Kafka before any state that says their events were seen
-        largest, warn_at = 0, rt.row_sizes.warn_at
+        largest, warn_at = 0, rt.record_sizes.warn_at
         for account, kept in pending.states.items():
             row = kept.encoded()
             size = len(row)
             largest = size if size > largest else largest
             if size > warn_at:
-                rt.row_sizes.over(account, size)
+                rt.record_sizes.over(account, size)
             outbox.add(accounts_changelog, kept.partition, orjson.dumps(account), row)
-        rt.row_sizes.largest_of_batch(largest)
+        rt.record_sizes.largest_of_batch(largest)
         for account, (due, partition) in pending.deadlines.items():
             outbox.add(deadlines_changelog, partition, orjson.dumps(account),
                        None if due is None else orjson.dumps(due))
@@ -306,7 +306,15 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
                 await to_dlq("tick", str(exc), event.value, message.headers, event.key, topic=message.topic,
                              partition=message.partition, offset=message.offset, account=account)
                 return
-            keep(rt.engine.advance(state, until), message.partition)
+            step = rt.engine.advance(state, until)
+            refused = rt.record_sizes.action_refusal(step.actions)
+            if refused:  # the deadline waits, with the account's state, until the cause is fixed
+                metrics.OVER_RECORD_LIMIT.labels("tick").inc()
+                await to_dlq("tick", f"{refused}; the timer sends the tick again when the worker restarts",
+                             event.value, message.headers, event.key, topic=message.topic,
+                             partition=message.partition, offset=message.offset, account=account)
+                return
+            keep(step, message.partition)
             return
         try:
             canonical = decode_message(event.value, message.headers)
@@ -338,12 +346,12 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
                          partition=message.partition, offset=message.offset, account=canonical.subject,
                          event_id=canonical.id)
             return
-        row, size = rt.row_sizes.measure(step.state, rt.pending.bound_of(canonical.subject), len(event.value or b""))
-        if size > rt.row_sizes.limit:
-            # Kafka would refuse the row, and the worker would meet this event again after every restart.
-            metrics.STATE_TOO_LARGE.inc()
-            await to_dlq("event", rt.row_sizes.refusal(canonical.subject, size), event.value, message.headers,
-                         event.key, topic=message.topic, partition=message.partition, offset=message.offset,
+        row, size, refused = rt.record_sizes.check(step, rt.pending.bound_of(canonical.subject),
+                                                   len(event.value or b""))
+        if refused:  # Kafka would refuse a record, and the worker would meet this event after every restart
+            metrics.OVER_RECORD_LIMIT.labels("event").inc()
+            await to_dlq("event", f"{refused}, then redrive it", event.value, message.headers, event.key,
+                         topic=message.topic, partition=message.partition, offset=message.offset,
                          account=canonical.subject, event_id=canonical.id)
             return
         keep(step, message.partition, row, size)

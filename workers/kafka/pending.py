@@ -23,7 +23,7 @@ from workers.state import AccountState
 @dataclass(frozen=True, slots=True)
 class Kept:
     """An account's latest state, the input partition that owns it (the changelog partition of its table
-    rows), and what is known of its changelog row (workers.kafka.row_sizes)."""
+    rows), and what is known of its changelog row (workers.kafka.record_sizes)."""
 
     state: AccountState
     partition: int

@@ -1,5 +1,5 @@
-"""workers.kafka.row_sizes: the early warning for state rows that approach Kafka's message limit, and the
-bound that decides when a row must be measured before an event is kept."""
+"""workers.kafka.record_sizes: the early warning for state rows that approach Kafka's message limit, the
+bound that decides when a row must be measured before an event is kept, and the check of actions."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from test_engine_fuzz import POLICIES, events
-from workers.engine import Engine
+from workers.engine import Engine, Step
 from workers.kafka.codec import decode_message
 from workers.kafka.outbox import json_arrays
-from workers.kafka.row_sizes import ROW_SLACK, RowSizes, growth_bound
+from workers.kafka.record_sizes import ROW_SLACK, RecordSizes, action_bound, growth_bound
 from workers.state import AccountState
 
 
@@ -24,7 +24,7 @@ def gauge() -> float | None:
 
 
 def test_each_account_over_the_mark_is_warned_about_once_with_its_size(caplog):
-    sizes = RowSizes(warn_at=1000, max_record_bytes=1_000_000)
+    sizes = RecordSizes(warn_at=1000, max_record_bytes=1_000_000)
     with caplog.at_level(logging.WARNING, logger="clientshift.worker"):
         for account, size in [("a", 1500), ("b", 1200), ("a", 1600), ("b", 1300), ("c", 2000)]:
             sizes.over(account, size)
@@ -33,7 +33,7 @@ def test_each_account_over_the_mark_is_warned_about_once_with_its_size(caplog):
 
 
 def test_the_gauge_holds_the_largest_row_written_so_far():
-    sizes = RowSizes(warn_at=1000, max_record_bytes=1_000_000)
+    sizes = RecordSizes(warn_at=1000, max_record_bytes=1_000_000)
     start = sizes.largest
     base = int(gauge() or 0)  # the registry is process-wide: start above whatever another test set
     for size in (base + 10, base + 30, base + 20):
@@ -43,7 +43,7 @@ def test_the_gauge_holds_the_largest_row_written_so_far():
 
 def test_a_row_grows_with_history_so_the_warning_has_something_to_watch():
     """The reason for the watch: every event id stays in the row."""
-    from workers.engine import Engine
+    from workers.engine import Engine, Step
     from workers.events import parse_event
     from workers.rules.policy import load_policy
 
@@ -101,7 +101,7 @@ def test_ids_from_binary_mode_headers_are_within_the_bound_s_overhead():
 
 
 def test_a_row_is_measured_when_nothing_is_known_of_it_or_its_bound_could_pass_the_limit():
-    sizes = RowSizes(warn_at=1000, max_record_bytes=200_000)
+    sizes = RecordSizes(warn_at=1000, max_record_bytes=200_000)
     state = AccountState(account="acme", properties={"notes": "x" * 5_000})
     row = state.to_json()
     assert sizes.limit == 200_000 - ROW_SLACK
@@ -109,7 +109,42 @@ def test_a_row_is_measured_when_nothing_is_known_of_it_or_its_bound_could_pass_t
     assert sizes.measure(state, 10_000, 100) == (None, 10_000 + growth_bound(100))  # surely fits: not encoded
     near = sizes.limit - growth_bound(100) + 1
     assert sizes.measure(state, near, 100) == (row, len(row))  # might not fit: measured, and it does
-    assert "params.history_days" in sizes.refusal("acme", sizes.limit + 1)
+
+
+
+def test_an_event_is_refused_when_its_row_or_one_of_its_actions_would_pass_the_limit():
+    sizes = RecordSizes(warn_at=1000, max_record_bytes=131_072)  # the smallest: rows and actions get 114,688 B
+    created = ENGINE.handle(ENGINE.new_state("a"), decode_message(json.dumps({
+        "specversion": "1.0", "id": "1", "source": "s", "type": "crm.account.created", "subject": "a",
+        "time": "2026-01-01T00:00:00Z", "data": {"name": "n" * 50_000}}).encode(), None))
+    assert sizes.check(created, None, 50_200)[2] is None  # its tag names the account once: it fits
+    # The welcome task names the account in its title and its body, and as the account's name.
+    csm = ENGINE.handle(created.state, decode_message(json.dumps({
+        "specversion": "1.0", "id": "2", "source": "s", "type": "crm.csm.assigned", "subject": "a",
+        "time": "2026-01-02T00:00:00Z", "data": {"owner_id": "7"}}).encode(), None))
+    [task] = [a for a in csm.actions if a.type == "task"]
+    encoded = len(orjson.dumps(task.to_dict()))
+    assert sizes.limit < encoded <= action_bound(task)
+    for known in (None, sizes.limit):  # whether the row is measured or not, the action is
+        row, size, refused = sizes.check(csm, known, 200)
+        assert refused.startswith(f"action {task.key!r} would be a {encoded}-byte record, over the {sizes.limit}")
+        assert "task templates" in refused and "CLIENTSHIFT_MAX_RECORD_BYTES 131072" in refused
+    assert size == len(row) < sizes.limit  # the row itself fits
+    assert sizes.action_refusal(csm.actions) == refused
+    assert RecordSizes(warn_at=1000, max_record_bytes=1_000_000).check(csm, None, 200)[2] is None
+
+    huge = ENGINE.new_state("acme").evolve(properties={"notes": "x" * 200_000})
+    refused = sizes.check(Step(huge), None, 100)[2] or ""
+    assert refused.startswith("the state of account 'acme' would be a") and "params.history_days" in refused
+
+
+@given(st.text(max_size=300), st.text(max_size=300))
+def test_an_action_s_record_is_never_larger_than_its_bound(title, name):
+    from workers.actions import Action
+
+    action = Action(type="task", account="a", key="k", at="2026-01-01T00:00:00Z", trigger="t", reason="r",
+                    account_name=name, kind="welcome", title=title, body=title + name)
+    assert len(orjson.dumps(action.to_dict())) <= action_bound(action)
 
 
 def test_json_arrays_keep_every_value_in_order_in_arrays_within_the_limit():
