@@ -34,9 +34,9 @@ from workers.state import AccountState
 log = logging.getLogger("clientshift.worker")
 
 KAFKA_DEFAULT_MESSAGE_LIMIT = 1024 * 1024
-# Room in the record for the row's key (an account id: 256 characters at most) and Kafka's framing, and
-# for what deadlines can add after the account's last event: they are never refused, and change only its
-# status, flags, rule and instants.
+# Room in a record for its key (an account id: 256 characters at most) and Kafka's framing, and in a row
+# for what deadlines add after the account's last event: their rows are not checked, as they change only
+# its status, flags, rule and instants.
 ROW_SLACK = 16 * 1024
 # What one event can add besides its data: its source and id (from headers in binary mode: 768
 # characters at most, 6 bytes each if escaped), field names, instants and its one number written anew,
