@@ -7,7 +7,7 @@ registry and the raw codec, about 1.5 us of the main thread per message (measure
 per message through Faust's compiled decoder, 1.0 us through this one, both building the event).
 
 `ChangelogRows`, the tables' changelogs, which table recovery reads record by record: JSON keys and
-values as the worker writes them (workers.kafka.app), decoded with orjson, and an account's row left
+values as the worker writes them (workers.kafka.write_out), decoded with orjson, and an account's row left
 as bytes until the account is next handled.
 """
 

@@ -1,5 +1,5 @@
-"""One batch of actions through the connector, for the sink agent: retried until the connector has
-given a result for every action.
+"""The sink agent's work on one batch of actions: through the connector, retried until the connector
+has given a result for every action; what is not an action, or is refused for good, goes to the DLQ.
 
 The agent acknowledges a batch only after this returns, so nothing is committed before then. Outcomes
 per action (done, duplicate, retryable, permanent) are the connector's job and the one retry policy's
@@ -12,13 +12,16 @@ would lose its actions until the next restart, dead-lettering it would blame the
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections import Counter
 from typing import Awaitable, Callable, Sequence
 
-from connectors.base import ActionResult, Connector, ConnectorPaused
+from connectors.base import ActionResult, Connector, ConnectorPaused, Outcome
 from connectors.retry import RetryPolicy, apply_with_retry
 from workers import metrics
 from workers.actions import Action
+from workers.kafka.dead_letters import DeadLetters
 
 log = logging.getLogger("clientshift.worker")
 
@@ -52,3 +55,28 @@ async def deliver(actions: Sequence[Action], connector: Callable[[], Connector |
                 "connector": name, "error": type(exc).__name__, "detail": str(exc)[:200], "retry_in": wait,
                 "actions": len(actions)})
             await sleep(wait)
+
+
+async def apply_batch(values: Sequence[bytes], connector: Callable[[], Connector | None], name: str,
+                      letters: DeadLetters) -> None:
+    """One batch the sink agent took from the actions topic, through the connector. A record that is not
+    an action, and an action the CRM refused for good, go to the DLQ; the rest is counted by outcome."""
+    actions = []
+    for value in values:
+        try:
+            actions.append(Action.from_json(value))
+        except ValueError as exc:  # not ours: one record someone else wrote must not stop the sink
+            await letters.send("action", f"not an action: {exc}", value, None)
+    if not actions:
+        return
+    results = await deliver(actions, connector, name)
+    if results is None:  # dry run: planned, not written
+        metrics.ACTIONS.labels(name, "dry_run").inc(len(actions))
+        return
+    for outcome, count in Counter(result.outcome for result in results).items():
+        metrics.ACTIONS.labels(name, outcome.value).inc(count)
+    for result in results:
+        if result.outcome is Outcome.PERMANENT:
+            await letters.send("action", result.detail, json.dumps(result.action.to_dict()).encode(), None,
+                               result.action.account.encode(), account=result.action.account,
+                               key=result.action.key, connector=name)
