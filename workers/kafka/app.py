@@ -209,7 +209,7 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     async def sink(stream: Any) -> None:
         name = settings.connector if not settings.dry_run else "dry-run"
         async for batch in stream.take(settings.sink_batch, within=settings.sink_within):
-            await apply_batch(batch, rt.the_connector, name, letters)
+            await apply_batch(batch, rt.sink_connector, name, letters)
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

@@ -1,6 +1,6 @@
 """What the `process` agent does with one record of the events or ticks topic: the engine's step for it
 (exactly what `clientshift replay` runs), kept for the next write-out (workers.kafka.write_out), or a
-dead letter that says why. No record stops the worker, and none is dropped."""
+dead letter that says why. No record stops the worker, and none is lost."""
 
 from __future__ import annotations
 

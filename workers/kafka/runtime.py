@@ -49,7 +49,7 @@ class Runtime:
         """Partitions assigned and tables recovered."""
         return self.waiting_since is None
 
-    def the_connector(self) -> Connector | None:
+    def sink_connector(self) -> Connector | None:
         """The sink's connector, made at its first batch (None on a dry run)."""
         if self.connector is None:
             self.connector = self.connector_factory()
