@@ -85,3 +85,51 @@ def test_clientshift_run_stops_on_such_a_setting_with_its_name_not_a_traceback(t
                               text=True, timeout=60)
         assert done.returncode == 2, done.stderr
         assert "CLIENTSHIFT_PARTITIONS='four': not a whole number" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_tls_and_sasl_settings_reach_every_kafka_client_the_project_makes(monkeypatch):
+    """A real cluster differs only in the broker URL and these settings, so each client must get them:
+    the worker's consumer and producer (through Faust), the webhook ingress's producer (aiokafka), and
+    the admin, produce, record, lag and DLQ commands (kafka-python). Built, never connected."""
+    import certifi
+    from aiokafka import AIOKafkaProducer
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+    ca_file = certifi.where()  # any CA bundle will do: what matters is that this one is what is loaded
+    bundle = open(ca_file, encoding="ascii").read().count("BEGIN CERTIFICATE")
+    monkeypatch.setenv("CLIENTSHIFT_SASL_PASSWORD", "s3cret")
+    settings = Settings.from_env({
+        "CLIENTSHIFT_BROKER": "b-1.example:9096,b-2.example:9096",
+        "CLIENTSHIFT_BROKER_SECURITY_PROTOCOL": "sasl_ssl", "CLIENTSHIFT_SASL_MECHANISM": "SCRAM-SHA-512",
+        "CLIENTSHIFT_SASL_USERNAME": "clientshift", "CLIENTSHIFT_SSL_CAFILE": ca_file})
+
+    async def clients() -> list[Any]:
+        app = create_app(settings, load_policy(None), make_clock(settings.clock), lambda echo_store: None)
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        producer = app.producer._new_producer()
+        ingress = AIOKafkaProducer(bootstrap_servers="b-1.example:9096", **settings.aiokafka_security())
+        try:
+            return [consumer._client, producer.client, ingress.client]
+        finally:
+            await consumer.stop()
+            for unstarted in (producer, ingress):
+                await unstarted.client.close()
+
+    built = asyncio.run(clients())
+    assert len(built) == 3
+    for client in built:
+        assert client._security_protocol == "SASL_SSL"
+        assert (client._sasl_mechanism, client._sasl_plain_username, client._sasl_plain_password) == (
+            "SCRAM-SHA-512", "clientshift", "s3cret")
+        assert len(client._ssl_context.get_ca_certs()) == bundle  # the configured CA file, and only it
+        assert client._ssl_context.check_hostname
+
+    options = settings.kafka_python_security()
+    assert options == {"security_protocol": "SASL_SSL", "ssl_cafile": ca_file, "sasl_mechanism": "SCRAM-SHA-512",
+                       "sasl_plain_username": "clientshift", "sasl_plain_password": "s3cret"}
+    for client in (KafkaAdminClient, KafkaConsumer, KafkaProducer):  # their constructors connect: keys only
+        assert set(options) <= set(client.DEFAULT_CONFIG), client.__name__
+
+    plain = Settings.from_env({"CLIENTSHIFT_BROKER": "127.0.0.1:1"})
+    assert plain.aiokafka_security() == {"security_protocol": "PLAINTEXT", "ssl_context": None}
+    assert plain.kafka_python_security() == {"security_protocol": "PLAINTEXT"}

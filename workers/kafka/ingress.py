@@ -32,10 +32,7 @@ def build_ingress(settings: Settings, secret: str, public_base_url: str | None) 
 
     async def lifecycle(_: web.Application) -> Any:
         kafka = AIOKafkaProducer(bootstrap_servers=",".join(settings.bootstrap_servers), acks="all",
-                                 security_protocol=settings.security_protocol, ssl_context=settings.ssl_context(),
-                                 sasl_mechanism=settings.sasl_mechanism or "PLAIN",
-                                 sasl_plain_username=settings.sasl_username,
-                                 sasl_plain_password=settings.sasl_password())
+                                 **settings.aiokafka_security())
         await kafka.start()
         producer["kafka"] = kafka
         yield

@@ -143,6 +143,15 @@ class Settings:
     def sasl_password(self) -> str | None:
         return read_secret(os.environ, "CLIENTSHIFT_SASL_PASSWORD")
 
+    def aiokafka_security(self) -> dict[str, Any]:
+        """The TLS/SASL settings in aiokafka's spelling (the webhook ingress's producer; the worker's own
+        clients get them through Faust's credentials, workers.kafka.app)."""
+        options: dict[str, Any] = {"security_protocol": self.security_protocol, "ssl_context": self.ssl_context()}
+        if self.security_protocol.startswith("SASL"):
+            options.update(sasl_mechanism=self.sasl_mechanism or "PLAIN", sasl_plain_username=self.sasl_username,
+                           sasl_plain_password=self.sasl_password())
+        return options
+
     def kafka_python_security(self) -> dict[str, Any]:
         """The same TLS/SASL settings, in kafka-python's spelling (admin, produce, record)."""
         options: dict[str, Any] = {"security_protocol": self.security_protocol}
