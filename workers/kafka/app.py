@@ -244,7 +244,7 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         # Sent once the tables are recovered: rows restored from the changelogs are in the index's next
         # rebuild.
         rt.due.stale = True
-        if not rt.ready:
+        if rt.waiting_since is not None:
             metrics.WAITING_FOR_PARTITIONS.observe(time.monotonic() - rt.waiting_since)
             rt.waiting_since = None
 
