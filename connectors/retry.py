@@ -33,6 +33,11 @@ class RetryPolicy:
         return wait
 
 
+def _last_result(state: RetryCallState) -> object:
+    # After the last attempt, its result (the actions still retryable) rather than tenacity's RetryError.
+    return state.outcome.result() if state.outcome else None
+
+
 def apply_with_retry(connector: Connector, actions: Sequence[Action], policy: RetryPolicy = RetryPolicy(),
                      sleep: Callable[[float], None] = time.sleep) -> list[ActionResult]:
     """Apply actions, retrying the retryable ones; returns a final result for every action, in order.
@@ -55,7 +60,7 @@ def apply_with_retry(connector: Connector, actions: Sequence[Action], policy: Re
         return retry
 
     retrying = Retrying(stop=stop_after_attempt(policy.attempts), wait=policy.waiter(), sleep=sleep,
-                        retry=retry_if_result(bool), retry_error_callback=lambda state: state.outcome.result())
+                        retry=retry_if_result(bool), retry_error_callback=_last_result)
     retrying(attempt)
     out = []
     for action in actions:

@@ -61,7 +61,7 @@ class Action:
             raise ValueError(f"not valid JSON: {exc}") from None
         if not isinstance(doc, dict):
             raise ValueError(f"must be a JSON object, got {type(doc).__name__}")
-        needed = ("type", "account", "key", "at", "trigger", "reason")
+        needed: tuple[str, ...] = ("type", "account", "key", "at", "trigger", "reason")
         needed += ("name", "value") if doc.get("type") == TAG else ("kind", "title")
         if doc.get("type") not in (TAG, TASK):
             raise ValueError(f"type must be {TAG!r} or {TASK!r}, got {doc.get('type')!r}")
@@ -89,7 +89,7 @@ def plan_actions(before: AccountState, status: str, rule: str, flags: tuple[str,
     if not tag_due and not firing:
         return []  # the common case: nothing changed, so nothing to format
     reason = _reason(rule, policy)
-    common = {
+    common: dict[str, Any] = {
         "account": before.account,
         "at": format_rfc3339(now),
         "trigger": trigger,

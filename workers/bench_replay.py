@@ -35,7 +35,7 @@ def generate(events: int, accounts: int, seed: int) -> list[dict[str, Any]]:
         account = f"acct-{rng.randrange(accounts):05d}"
         kind = rng.choice(kinds)
         ref = str(rng.randrange(4))
-        data: dict[str, Any] = {
+        makers: dict[str, Callable[[], dict[str, Any]]] = {
             "crm.order.placed": lambda: {"order_id": f"o-{n}", "amount": 100, "currency": "EUR"},
             "crm.order.refunded": lambda: {"order_id": f"o-{max(0, n - rng.randrange(1, 50))}"},
             "crm.subscription.started": lambda: {"subscription_id": ref, "plan": rng.choice(plans)},
@@ -50,7 +50,8 @@ def generate(events: int, accounts: int, seed: int) -> list[dict[str, Any]]:
             "crm.meeting.held": lambda: {"kind": "call"},
             "crm.ticket.opened": dict,
             "crm.property.changed": lambda: {"name": "industry", "value": "retail"},
-        }[kind]()
+        }
+        data = makers[kind]()
         stream.append({"specversion": "1.0", "id": f"b-{n}", "source": "bench", "type": kind,
                        "subject": account, "time": format_rfc3339(moment), "data": data})
     return stream
@@ -178,7 +179,7 @@ def run_cel(states: int, console: Console) -> None:
 
     policy = load_policy()
     rng = random.Random(3)
-    fact_sets = [{
+    fact_sets: list[dict[str, Any]] = [{
         "has_csm": rng.random() < 0.2, "csm_plan": rng.random() < 0.2, "professional_services": rng.random() < 0.1,
         "long_contract": rng.random() < 0.1, "ever_purchased": rng.random() < 0.7, "orders_180d": rng.randrange(6),
         "meetings": rng.randrange(5), "tickets": 0, "days_since_contact": rng.choice([None, 10, 95, 200]),

@@ -179,7 +179,7 @@ class HubSpotConnector:
                 results[index] = ActionResult(action, Outcome.DUPLICATE, "superseded by a later action in the batch")
                 continue
             record = records[action.account]
-            if record.properties.get(action.name) == action.value:
+            if record.properties.get(action.name) == action.value:  # type: ignore[arg-type]  # a tag has a name
                 results[index] = ActionResult(action, Outcome.DUPLICATE, f"{action.name} already {action.value}")
                 continue
             pending.setdefault(record.id, []).append((index, action))
@@ -189,7 +189,7 @@ class HubSpotConnector:
     def _properties_for(self, actions: Iterable[Action]) -> dict[str, str]:
         props: dict[str, str] = {}
         for action in actions:
-            props[action.name] = action.value  # type: ignore[index]
+            props[action.name] = action.value  # type: ignore[index,assignment]  # a tag has both
             props[self.settings.reason_property] = action.reason
             props[self.settings.updated_at_property] = action.at
         return props
@@ -218,7 +218,7 @@ class HubSpotConnector:
         for record_id, acts in chunk:
             for index, action in acts:
                 if record_id in done:
-                    self.last_written.record(object_type, record_id, action.name, action.value)
+                    self.last_written.record(object_type, record_id, action.name, action.value)  # type: ignore[arg-type]
                     results[index] = ActionResult(action, Outcome.DONE, f"{action.name}={action.value}")
                 elif record_id in errors:
                     results[index] = self._record_failure(action, errors[record_id])
@@ -258,8 +258,8 @@ class HubSpotConnector:
                 results[index] = ActionResult(actions[index], Outcome.DUPLICATE, f"task with {key_property} exists")
             else:
                 to_create.append((index, actions[index]))
-        for chunk in _chunks(to_create, BATCH_LIMIT):
-            self._create_chunk(object_type, chunk, records, results)
+        for batch in _chunks(to_create, BATCH_LIMIT):
+            self._create_chunk(object_type, batch, records, results)
 
     def _existing_task_keys(self, keys: list[str]) -> set[str]:
         key_property = self.settings.task_key_property

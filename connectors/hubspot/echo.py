@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
 from connectors.hubspot import metrics
 
@@ -68,7 +68,7 @@ def is_echo(event: Mapping[str, Any], store: LastWritten, app_id: str | None) ->
     return written is not None and written == event.get("propertyValue")
 
 
-def drop_echoes(events: list[Mapping[str, Any]], store: LastWritten, app_id: str | None) -> list[Mapping[str, Any]]:
+def drop_echoes(events: Iterable[Mapping[str, Any]], store: LastWritten, app_id: str | None) -> list[Mapping[str, Any]]:
     """The events that are not our own writes; each dropped one is counted."""
     kept = []
     for event in events:

@@ -44,7 +44,7 @@ def mapping_from(raw: Mapping[str, Any] | None) -> EventMapping:
     unknown = set(raw) - allowed
     if unknown:
         raise ValueError(f"unknown HubSpot mapping keys: {sorted(unknown)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
     return EventMapping(**values)
 
 
@@ -163,6 +163,7 @@ def _one(event: Mapping[str, Any], kind: str, action: str, mapping: EventMapping
     value = event.get("propertyValue")
     if prop in mapping.ignored_properties:
         return None
+    subject: str | None
     if kind == "company":
         subject = object_id
     elif kind in ("contact", "deal"):

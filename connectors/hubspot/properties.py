@@ -7,6 +7,7 @@ missing; a 409 from a concurrent creator counts as success.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from hubspot.crm.properties import OptionInput, PropertyCreate, PropertyGroupCreate
 
@@ -74,7 +75,7 @@ def ensure_properties(client: HubSpotClient, settings: HubSpotSettings,
     return created
 
 
-def _tolerate_conflict(create) -> None:  # type: ignore[no-untyped-def]
+def _tolerate_conflict(create: Callable[[], object]) -> None:
     try:
         create()
     except HubSpotError as exc:

@@ -56,7 +56,7 @@ def _credentials(settings: Settings) -> Any:
 def kafka_producer(app: faust.App) -> Any:
     """The aiokafka producer under Faust's: one connection, and Faust's flush on commit and stop covers
     what the worker sends through it too."""
-    return app.producer._ensure_producer()
+    return app.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka driver's, not in ProducerT
 
 
 def create_app(settings: Settings, policy: Policy, clock: Clock,
@@ -232,14 +232,14 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         return web.json({"ready": rt.ready, "clock": format_rfc3339(now), "accounts": len(accounts),
                          "deadlines": len(deadlines), "due_deadlines": due})
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust types handlers too narrowly
     async def on_revoked(app_: Any, revoked: Any, **_: Any) -> None:
         if rt.ready:
             rt.waiting_since = time.monotonic()
         rt.ticked.clear()
         rt.due.stale = True
 
-    @app.on_rebalance_complete.connect
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def on_rebalanced(sender: Any, **_: Any) -> None:
         # Sent once the tables are recovered: rows restored from the changelogs are in the index's next
         # rebuild.

@@ -27,7 +27,7 @@ source = app.topic(settings.topics.events, schema=RawBytes()) if fixed else \
 ready = {"yes": False}
 
 
-@app.on_rebalance_complete.connect
+@app.on_rebalance_complete.connect  # type: ignore[arg-type]  # Faust types handlers too narrowly
 async def on_rebalanced(sender, **_):  # noqa: ANN001, ANN201
     # Ready means what the worker's /readyz means: partitions assigned. Until then the benchmark's clock
     # has not started, for this agent as for the worker, so neither is timed through its group join.

@@ -30,7 +30,7 @@ def is_deadline(account: Any, row: Any) -> bool:
     if not isinstance(account, str) or not isinstance(row, dict):
         return False
     due, partition = row.get("due"), row.get("partition")
-    return type(due) in (float, int) and math.isfinite(due) and type(partition) is int
+    return isinstance(due, (float, int)) and not isinstance(due, bool) and math.isfinite(due) and type(partition) is int
 
 
 class DueIndex:
@@ -70,6 +70,6 @@ class DueIndex:
             due, account = heapq.heappop(heap)
             row = row_of(account)
             # Else moved, gone, taken already, or replaced by a restored row that is not a deadline.
-            if is_deadline(account, row) and row["due"] == due and account not in taken:
+            if row is not None and is_deadline(account, row) and row["due"] == due and account not in taken:
                 taken.add(account)
                 yield account, row

@@ -103,10 +103,10 @@ def _buffer_size(self: ProducerBuffer) -> int:
     once: fix 11."""
     threaded = self.__dict__.get("_threaded_setting")
     if threaded is None:
-        threaded = self.__dict__["_threaded_setting"] = bool(self.app.conf.producer_threaded)
+        threaded = self.__dict__["_threaded_setting"] = bool(self.app.conf.producer_threaded)  # type: ignore[union-attr]
     if threaded:
-        return len(self.queue._queue) if self.queue else 0
-    return len(self.pending._queue)
+        return len(self.queue._queue) if self.queue else 0  # type: ignore[attr-defined]
+    return len(self.pending._queue)  # type: ignore[attr-defined]
 
 
 def _create_event(self: App, key: Any, value: Any, headers: Any, message: Any) -> Any:
@@ -114,7 +114,7 @@ def _create_event(self: App, key: Any, value: Any, headers: Any, message: Any) -
     event_class = self.__dict__.get("_event_class")
     if event_class is None:
         event_class = self.__dict__["_event_class"] = self.conf.Event
-    return event_class(self, key, value, headers, message)
+    return event_class(self, key, value, headers, message)  # type: ignore[operator]
 
 
 async def _flush_until_empty(self: ProducerBuffer) -> None:
@@ -171,7 +171,7 @@ async def _seek_then_resume(self: Recovery, generation_id: int = 0) -> None:
     try:
         await _on_recovery_completed(self, generation_id)
     finally:
-        _release(consumer, only=mine)  # no seek happened (empty assignment, a new rebalance): resume now
+        _release(consumer, only=mine)  # type: ignore[arg-type]  # no seek happened (empty assignment, a new rebalance): resume now
 
 
 async def _getmany_of_a_snapshot(self: AIOKafkaConsumerThread, active_partitions: Any, timeout: float) -> Any:
@@ -180,7 +180,7 @@ async def _getmany_of_a_snapshot(self: AIOKafkaConsumerThread, active_partitions
     snapshot = frozenset(active_partitions)
     if not snapshot:
         return {}
-    return await _thread_getmany(self, snapshot, timeout)
+    return await _thread_getmany(self, snapshot, timeout)  # type: ignore[arg-type]
 
 
 async def _seek_to_committed_or_reset(self: AIOKafkaConsumerThread) -> Any:
@@ -234,7 +234,7 @@ async def _deliver(consumer: Consumer, callback: Callable[[Any], Awaitable[None]
     if not consumer.suspend_flow.is_set():
         coro = callback(message)
         try:
-            pending = coro.send(None)
+            pending = coro.send(None)  # type: ignore[attr-defined]  # Faust's on_message: a coroutine
         except StopIteration:
             return  # delivered without waiting: the usual case, and no task was needed
         await consumer.wait_first(_Resumed(coro, pending), consumer.suspend_flow.wait())
@@ -251,7 +251,7 @@ class _Ready:
     __slots__ = ()
 
     def __await__(self) -> Generator[Any, Any, None]:
-        return iter(())
+        return iter(())  # type: ignore[return-value]
 
 
 class _YieldEvery:
@@ -373,7 +373,7 @@ async def _slurp_changelogs(self: Recovery) -> None:  # pragma: no cover - Faust
         offsets = self.active_offsets
         for tp, highwater in highwaters.items():
             if highwater is not None and offsets[tp] is not None and offsets[tp] < highwater:
-                if await self.app.consumer.position(tp) >= highwater:
+                if await self.app.consumer.position(tp) >= highwater:  # type: ignore[operator]
                     _recovery_logger.info(f"Aborted tx until highwater for {tp}")
                     offsets[tp] = highwater
 
@@ -430,7 +430,7 @@ async def _slurp_changelogs(self: Recovery) -> None:  # pragma: no cover - Faust
                 buf = buffers[table]
                 buf.append(event)
                 await table.on_changelog_event(event)
-                if len(buf) >= bufsize:
+                if len(buf) >= bufsize:  # type: ignore[operator]
                     table.apply_changelog_batch(buf)
                     buf.clear()
                     self._last_flush_at = now
@@ -548,7 +548,7 @@ def apply(fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
             Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
         slurp = Recovery.__dict__.get("_slurp_changelogs")
         if FASTER_RECOVERY_LOOP and _is_the_recovery_loop_we_copied(getattr(slurp, "fun", None)):
-            slurp.fun = _slurp_changelogs
+            slurp.fun = _slurp_changelogs  # type: ignore[union-attr]
         Recovery.need_recovery = _need_recovery  # type: ignore[method-assign]
         _yield_every_few_events()
         if fetch_wait_is_settable():

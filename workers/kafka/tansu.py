@@ -47,4 +47,4 @@ def exact_recovery_ends(settings: Settings) -> None:
         marks = await asyncio.to_thread(high_watermarks_of, settings, partitions)
         return {TP(tp.topic, tp.partition): end for tp, end in marks.items()}
 
-    AIOKafkaConsumerThread._highwaters = true_ends
+    AIOKafkaConsumerThread._highwaters = true_ends  # type: ignore[method-assign]

@@ -44,7 +44,7 @@ class Memo:
                 lines.append(f"    elif isinstance(v{n}, dict): return None")
         lines.append(f"    return ({''.join(f'v{n}, ' for n in range(len(self.reads)))})")
         exec("\n".join(lines), namespace)  # noqa: S102 - generated from fact names checked against the schema
-        return namespace["key"]  # type: ignore[no-any-return]
+        return namespace["key"]
 
     def answer(self, facts: Mapping[str, Any], compute: Callable[[Mapping[str, Any]], Any]) -> Any:
         key = self.key(facts)

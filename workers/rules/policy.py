@@ -229,7 +229,7 @@ class _Builder:
         tag_name = (self.doc.get("tag") or {}).get("name", "relationship_status")
         if self.problems:
             raise RulesError(self.problems)
-        conditions = [rule.when for rule in (*status_rules, *flag_rules)]
+        conditions = [rule.when for rule in status_rules] + [rule.when for rule in flag_rules]
         thresholds = day_thresholds(conditions)
         policy = Policy(self.label, params, tuple(status_rules), tuple(flag_rules), tuple(tasks), tag_name,
                         thresholds, status_programs, flag_programs)
