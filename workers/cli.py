@@ -9,13 +9,16 @@ import sys
 from collections import Counter
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
 
-from workers.rules.policy import RulesError, load_policy
+from workers.rules.policy import Policy, RulesError, load_policy
 from workers.timeutil import parse_rfc3339
+
+if TYPE_CHECKING:  # the Kafka side is imported by the commands that use it, so others start faster
+    from workers.kafka.settings import Settings
 
 app = typer.Typer(help="Keep a CRM's customer-vs-client picture true from a stream of CRM events.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -57,7 +60,7 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-def _policy(rules: Optional[Path]):
+def _policy(rules: Optional[Path]) -> Policy:
     try:
         return load_policy(rules)
     except RulesError as exc:
@@ -264,7 +267,7 @@ def demo(events: Annotated[Optional[Path], typer.Argument(help="JSON-lines event
     raise typer.Exit(run_demo(events or _example("events.jsonl"), out))
 
 
-def _kafka_settings(broker: Optional[str], config: Optional[Path] = None):
+def _kafka_settings(broker: Optional[str], config: Optional[Path] = None) -> Settings:
     from dataclasses import replace
 
     from workers.kafka.settings import Settings, SettingsError

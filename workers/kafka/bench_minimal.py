@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import faust
 
@@ -28,25 +29,25 @@ ready = {"yes": False}
 
 
 @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # Faust types handlers too narrowly
-async def on_rebalanced(sender, **_):  # noqa: ANN001, ANN201
+async def on_rebalanced(sender: Any, **_: Any) -> None:
     # Ready means what the worker's /readyz means: partitions assigned. Until then the benchmark's clock
     # has not started, for this agent as for the worker, so neither is timed through its group join.
     ready["yes"] = True
 
 
 @app.agent(source)
-async def decode(stream):  # noqa: ANN001, ANN201
+async def decode(stream: Any) -> None:
     async for value in stream:
         json.loads(value)
 
 
 @app.page("/readyz")
-async def readyz(web, request):  # noqa: ANN001, ANN201
+async def readyz(web: Any, request: Any) -> Any:
     return web.json({"ready": ready["yes"]}, status=200 if ready["yes"] else 503)
 
 
 @app.page("/status")
-async def status(web, request):  # noqa: ANN001, ANN201
+async def status(web: Any, request: Any) -> Any:
     return web.json({"due_deadlines": 0})
 
 

@@ -8,7 +8,7 @@ import os
 from contextlib import ExitStack
 from dataclasses import replace
 
-from typing import Any
+from typing import Any, Callable
 
 import faust
 import yaml
@@ -27,7 +27,7 @@ from workers.rules.policy import load_policy
 log = logging.getLogger("clientshift.worker")
 
 
-def connector_factory(settings: Settings):  # noqa: ANN201 - returns a factory taking the echo store
+def connector_factory(settings: Settings) -> Callable[[Any], Connector | None]:  # takes the echo store
     def build(echo_store: Any) -> Connector | None:
         if settings.dry_run:
             return None
