@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.hubspot.echo import InMemoryLastWritten, drop_echoes, is_echo
-from connectors.hubspot.normalize import Associations, mapping_from, normalize, webhook_problem
+from connectors.hubspot.normalize import Associations, ignoring, mapping_from, normalize, webhook_problem
+from connectors.hubspot.settings import written_properties
 from workers.events import parse_event
 
 
@@ -71,6 +72,22 @@ def test_generic_object_subscriptions_and_custom_mapping() -> None:
 def test_our_own_written_properties_are_not_input() -> None:
     assert normalize([ev(subscriptionType="company.propertyChange", objectId=5, propertyName="relationship_status",
                          propertyValue="client")]) == []
+
+
+def test_what_the_connector_writes_is_never_input_whatever_the_mapping_file_says() -> None:
+    # A renamed tag passed through, and the default ignore list replaced: without the guard, each of our
+    # writes would come back as an event on whichever worker its webhook reaches, where the echo store
+    # (one per process) may not know it.
+    careless = mapping_from({"passthrough_properties": ["customer_tier", "relationship_reason", "industry"],
+                             "ignored_properties": []})
+    changes = [ev(subscriptionType="company.propertyChange", objectId=5, eventId=n, propertyName=name,
+                  propertyValue="x") for n, name in enumerate(["customer_tier", "relationship_reason", "industry"])]
+    assert sorted(e["data"]["name"] for e in normalize(changes, careless)) == ["customer_tier", "industry",
+                                                                               "relationship_reason"]
+    guarded = ignoring(careless, written_properties("customer_tier"))
+    assert [e["data"]["name"] for e in normalize(changes, guarded)] == ["industry"]
+    assert set(written_properties("customer_tier")) <= set(guarded.ignored_properties)
+    assert ignoring(guarded, written_properties("customer_tier")) == guarded  # nothing added twice
 
 
 def test_echoes_of_our_writes_are_dropped_and_counted() -> None:

@@ -4,6 +4,7 @@ effect; these pin that they arrive)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from workers.kafka import faust_fixes
@@ -133,3 +134,21 @@ def test_tls_and_sasl_settings_reach_every_kafka_client_the_project_makes(monkey
     plain = Settings.from_env({"CLIENTSHIFT_BROKER": "127.0.0.1:1"})
     assert plain.aiokafka_security() == {"security_protocol": "PLAINTEXT", "ssl_context": None}
     assert plain.kafka_python_security() == {"security_protocol": "PLAINTEXT"}
+
+
+def test_the_worker_s_webhook_normalizer_ignores_every_property_its_connector_writes(tmp_path):
+    from connectors.hubspot.normalize import mapping_from
+
+    rules = tmp_path / "rules.yaml"
+    default = Path(__file__).resolve().parent.parent / "workers" / "rules" / "default.yaml"
+    rules.write_text(default.read_text().replace("name: relationship_status", "name: customer_tier", 1))
+    policy = load_policy(rules)
+    assert policy.tag_name == "customer_tier"
+    settings = Settings(broker="127.0.0.1:1")
+
+    async def build() -> Any:
+        return create_app(settings, policy, make_clock(settings.clock), lambda echo_store: None,
+                          hubspot_mapping=mapping_from({"ignored_properties": []}))
+
+    ignored = asyncio.run(build()).clientshift.hubspot_mapping.ignored_properties
+    assert {"customer_tier", "relationship_reason", "relationship_updated_at"} <= set(ignored)

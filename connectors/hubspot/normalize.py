@@ -8,7 +8,7 @@ key (hashed) is the canonical id: a redelivery yields the same id and the consum
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
@@ -46,6 +46,15 @@ def mapping_from(raw: Mapping[str, Any] | None) -> EventMapping:
         raise ValueError(f"unknown HubSpot mapping keys: {sorted(unknown)}")
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
     return EventMapping(**values)
+
+
+def ignoring(mapping: EventMapping, written: Iterable[str]) -> EventMapping:
+    """The mapping with every property Clientshift writes ignored as input, whatever the mapping file
+    says (a renamed tag, a replaced `ignored_properties`): a change of ours must never come back as an
+    event, whichever worker its webhook reaches. The echo store (connectors.hubspot.echo) only knows
+    what its own process wrote."""
+    extra = tuple(dict.fromkeys(name for name in written if name not in mapping.ignored_properties))
+    return replace(mapping, ignored_properties=mapping.ignored_properties + extra) if extra else mapping
 
 
 @dataclass

@@ -44,6 +44,11 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable, never its secret value."""
 
 
+def written_properties(tag_name: str) -> tuple[str, ...]:
+    """Every company or contact property the connector writes: the rules' tag, its reason and its time."""
+    return (tag_name, HubSpotSettings.reason_property, HubSpotSettings.updated_at_property)
+
+
 @dataclass(frozen=True)
 class HubSpotSettings:
     access_token: Secret

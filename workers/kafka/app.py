@@ -21,7 +21,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors.base import Connector
 from connectors.hubspot.echo import InMemoryLastWritten, drop_echoes
-from connectors.hubspot.normalize import EventMapping, normalize, webhook_problem
+from connectors.hubspot.normalize import DEFAULT_MAPPING, EventMapping, ignoring, normalize, webhook_problem
+from connectors.hubspot.settings import written_properties
 from workers import metrics
 from workers.kafka import faust_fixes
 from workers.kafka import tansu as tansu_workarounds
@@ -153,6 +154,8 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
             await flush()
         write_out_clock.looked_at(rt.pending)
 
+    rt.hubspot_mapping = ignoring(hubspot_mapping or DEFAULT_MAPPING, written_properties(policy.tag_name))
+
     @app.agent(hubspot_topic, name="normalize-hubspot")
     async def normalize_hubspot(stream: Any) -> None:
         # Webhook events arrive out of order and more than once: a batch is ordered and deduplicated by
@@ -171,7 +174,7 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
                 except ValueError as exc:
                     await letters.send("hubspot_webhook", f"not a HubSpot webhook event: {exc}", value, None)
             kept = drop_echoes(events, rt.echo_store, hubspot_app_id)
-            for canonical in normalize(kept, hubspot_mapping or EventMapping(), rt.associations):
+            for canonical in normalize(kept, rt.hubspot_mapping, rt.associations):
                 await events_topic.send(key=canonical["subject"].encode(), value=json.dumps(canonical).encode(),
                                         force=True)
 

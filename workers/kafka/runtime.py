@@ -9,7 +9,7 @@ from typing import Callable
 
 from connectors.base import Connector
 from connectors.hubspot.echo import InMemoryLastWritten
-from connectors.hubspot.normalize import Associations
+from connectors.hubspot.normalize import DEFAULT_MAPPING, Associations, EventMapping
 from workers.engine import Engine
 from workers.kafka.clock import Clock
 from workers.kafka.due import DueIndex
@@ -39,6 +39,8 @@ class Runtime:
     # (which drops those writes when they come back as webhooks).
     echo_store: InMemoryLastWritten = field(default_factory=InMemoryLastWritten)
     associations: Associations = field(default_factory=Associations)
+    # How the normalizer reads webhook events; every property the connector writes is ignored as input.
+    hubspot_mapping: EventMapping = DEFAULT_MAPPING
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.policy)
