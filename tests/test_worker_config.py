@@ -97,7 +97,7 @@ def test_tls_and_sasl_settings_reach_every_kafka_client_the_project_makes(monkey
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
     ca_file = certifi.where()  # any CA bundle will do: what matters is that this one is what is loaded
-    bundle = open(ca_file, encoding="ascii").read().count("BEGIN CERTIFICATE")
+    bundle = Path(ca_file).read_text(encoding="ascii").count("BEGIN CERTIFICATE")
     monkeypatch.setenv("CLIENTSHIFT_SASL_PASSWORD", "s3cret")
     settings = Settings.from_env({
         "CLIENTSHIFT_BROKER": "b-1.example:9096,b-2.example:9096",
@@ -112,9 +112,8 @@ def test_tls_and_sasl_settings_reach_every_kafka_client_the_project_makes(monkey
         try:
             return [consumer._client, producer.client, ingress.client]
         finally:
-            await consumer.stop()
-            for unstarted in (producer, ingress):
-                await unstarted.client.close()
+            for client in (consumer, producer, ingress):
+                await client.stop()
 
     built = asyncio.run(clients())
     assert len(built) == 3
