@@ -45,7 +45,7 @@ class Action:
     owner_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: value for name in _ACTION_FIELDS if (value := getattr(self, name)) is not None}
+        return {name: value for name in ACTION_FIELDS if (value := getattr(self, name)) is not None}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Action:
@@ -69,13 +69,13 @@ class Action:
         if wrong:
             raise ValueError(f"{', '.join(wrong)}: missing or not a string")
         # Every field is text: a connector could fail on anything else, and retry the batch forever.
-        wrong = [name for name in _ACTION_FIELDS if doc.get(name) is not None and not isinstance(doc[name], str)]
+        wrong = [name for name in ACTION_FIELDS if doc.get(name) is not None and not isinstance(doc[name], str)]
         if wrong:
             raise ValueError(f"{', '.join(wrong)}: not a string")
         return cls.from_dict(doc)
 
 
-_ACTION_FIELDS = tuple(f.name for f in fields(Action))
+ACTION_FIELDS = tuple(f.name for f in fields(Action))  # every field is text or None (from_json checks)
 
 
 def plan_actions(before: AccountState, status: str, rule: str, flags: tuple[str, ...], now: float,

@@ -27,7 +27,7 @@ import logging
 import orjson
 
 from workers import metrics
-from workers.actions import Action
+from workers.actions import ACTION_FIELDS, Action
 from workers.engine import Step
 from workers.state import AccountState
 
@@ -58,14 +58,11 @@ def action_bound(action: Action) -> int:
     """At most how many bytes the action's record takes: each character of its text is at most six
     bytes in JSON (`\\u0001`), and its field names and punctuation fit in the rest."""
     text = 0
-    for name in _ACTION_FIELDS:
+    for name in ACTION_FIELDS:
         value = getattr(action, name)
         if value is not None:
             text += len(value)
     return 6 * text + 1024
-
-
-_ACTION_FIELDS = tuple(Action.__dataclass_fields__)
 
 
 class RecordSizes:
