@@ -13,7 +13,7 @@ from workers.kafka import bench
 
 ROWS = ("raw aiokafka consumer + json.loads", "minimal Faust agent (decode only)",
         "minimal Faust agent + workers.kafka.faust_fixes", "full worker: state, rules, actions (1 process)",
-        "full worker (2 processes, 2 cores)")
+        "full worker (2 processes, 2 cores)", "minimal Faust agent + fixes (2 processes, 2 cores)")
 
 
 def test_the_worker_benchmark_drains_the_topic_with_every_contender_and_reports_each():
@@ -49,6 +49,12 @@ def test_the_worker_benchmark_drains_the_topic_with_every_contender_and_reports_
     cpu = re.search(r"full worker vs minimal Faust agent: (\d+) vs (\d+) µs, a ratio of ([\d.]+)x", text)
     assert cpu is not None, text
     assert abs(float(cpu.group(3)) - int(cpu.group(2)) / int(cpu.group(1))) < 0.05
+    rates = {row: _rate(text, row) for row in ROWS}
+    two = re.search(r"two processes: the workers did ([\d.]+)x of what two minimal agents on the fixes did "
+                    r"\(([\d.]+)x the raw loop", text)
+    assert two is not None, text
+    assert abs(float(two.group(1)) - rates[ROWS[4]] / rates[ROWS[5]]) < 0.01
+    assert abs(float(two.group(2)) - rates[ROWS[5]] / rates[ROWS[0]]) < 0.002
     actions = re.search(r"latency over ([\d,]+) actions: p50 ([\d.]+) s, p99 ([\d.]+) s", text)
     assert actions is not None, text
     assert int(actions.group(1).replace(",", "")) > 0
@@ -57,6 +63,11 @@ def test_the_worker_benchmark_drains_the_topic_with_every_contender_and_reports_
                          text)
     assert trickled is not None, text
     assert int(trickled.group(1).replace(",", "")) > 0 and 0 < int(trickled.group(2)) <= int(trickled.group(3))
+
+
+def _rate(text: str, row: str) -> int:
+    line = next(line for line in text.splitlines() if row in line)
+    return int(re.search(r"│\s*([\d,]+)\s*│", line.split(row, 1)[1]).group(1).replace(",", ""))
 
 
 def test_process_cpu_seconds_reads_this_process_as_the_os_counts_it():
