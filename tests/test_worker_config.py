@@ -66,12 +66,15 @@ def test_a_setting_that_cannot_be_used_is_named_with_its_value():
         "CLIENTSHIFT_PROCESS_WITHIN": ("nan", "CLIENTSHIFT_PROCESS_WITHIN='nan': must be at least 0.001"),
         "CLIENTSHIFT_REPLICATION_FACTOR": ("2.5", "CLIENTSHIFT_REPLICATION_FACTOR='2.5': not a whole number"),
         "CLIENTSHIFT_MAX_RECORD_BYTES": ("1000", "CLIENTSHIFT_MAX_RECORD_BYTES='1000': must be at least 131072"),
+        "CLIENTSHIFT_EVENT_LOOP": ("tokio", "CLIENTSHIFT_EVENT_LOOP='tokio': must be one of uvloop, asyncio"),
     }
     for name, (value, message) in cases.items():
         with pytest.raises(SettingsError) as caught:
             Settings.from_env({name: value})
         assert str(caught.value) == message
     assert Settings.from_env({"CLIENTSHIFT_PARTITIONS": " ", "CLIENTSHIFT_SINK_WITHIN": "0"}).partitions == 4
+    assert Settings.from_env({"CLIENTSHIFT_EVENT_LOOP": " AsyncIO "}).event_loop == "asyncio"
+    assert Settings.from_env({}).event_loop == "uvloop"
 
 
 def test_clientshift_run_stops_on_such_a_setting_with_its_name_not_a_traceback(tmp_path):

@@ -261,7 +261,11 @@ def test_a_broker_that_stops_answering_for_longer_than_a_request_timeout_delays_
 
 def test_two_workers_split_the_partitions_and_agree_with_one(harness):
     lines = generated(1500, 120, seed=3)
-    workers = started(harness, 2)
+    # One on each event loop the worker offers (uvloop, its default, and asyncio's own): both must agree.
+    workers = [harness.worker(), harness.worker(CLIENTSHIFT_EVENT_LOOP="asyncio")]
+    for worker in workers:
+        worker.wait_ready()
+    assert [worker.get("/status")[1]["event_loop"] for worker in workers] == ["uvloop", "asyncio"]
     harness.produce(lines)
     harness.catch_up(lines)
     assert harness.crm() == expected(lines)

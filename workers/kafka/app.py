@@ -233,7 +233,8 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
         now = rt.clock()
         due = sum(1 for account, entry in deadlines.items() if is_deadline(account, entry) and entry["due"] <= now)
         return web.json({"ready": rt.ready, "clock": format_rfc3339(now), "accounts": len(accounts),
-                         "deadlines": len(deadlines), "due_deadlines": due})
+                         "deadlines": len(deadlines), "due_deadlines": due,
+                         "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0]})
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust types handlers too narrowly
     async def on_revoked(app_: Any, revoked: Any, **_: Any) -> None:

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from workers.bench_replay import generate, padded
+from workers.kafka.event_loop import loop_factory
 from workers.kafka.local_broker import LocalBroker
 from workers.kafka.settings import Settings, Topics
 from workers.kafka.supervisor import WorkerProcess
@@ -152,7 +153,9 @@ def _raw_loop(settings: Settings, count: int, broker_pid: int | None) -> Measure
             await consumer.stop()
         return meter.stop(count)
 
-    return asyncio.run(run())
+    # On the worker's event loop too, so the ratios against this loop do not flatter the worker.
+    with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+        return runner.run(run())
 
 
 def until_drained(settings: Settings, group: str, workers: list[WorkerProcess], timeout: float,

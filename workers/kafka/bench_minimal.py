@@ -9,14 +9,16 @@ from typing import Any
 import faust
 
 from workers.kafka import faust_fixes, tansu
+from workers.kafka.event_loop import use_event_loop
 from workers.kafka.raw_schema import RawBytes
 from workers.kafka.settings import Settings
 
 settings = Settings.from_env()
 fixed = os.environ.get("CLIENTSHIFT_BENCH_FAUST_FIXES") == "1"
 if fixed:
-    # The same agent on Faust as the worker runs it (workers.kafka.faust_fixes, and the worker's topic
-    # schema): how far the ceiling moved.
+    # The same agent on Faust as the worker runs it (workers.kafka.faust_fixes, the worker's topic
+    # schema and event loop): how far the ceiling moved. Without, plain Faust on asyncio's own loop.
+    use_event_loop(settings.event_loop)
     faust_fixes.apply(settings.fetch_max_wait_ms)
 app = faust.App(settings.group_id, broker=settings.faust_broker_url(), store="memory://", value_serializer="raw",
                 key_serializer="raw", web_port=settings.web_port, topic_partitions=settings.partitions,

@@ -33,6 +33,19 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float, w
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default), any case."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return choices[0]
+    if raw not in choices:
+        raise SettingsError(f"{name}={env[name]!r}: must be one of {', '.join(choices)}")
+    return raw
+
+
+EVENT_LOOPS = ("uvloop", "asyncio")
+
+
 @dataclass(frozen=True)
 class Topics:
     events: str = "clientshift.events"
@@ -68,6 +81,7 @@ class Settings:
     web_port: int = 6066
     web_host: str = "0.0.0.0"
     log_level: str = "info"
+    event_loop: str = "uvloop"  # or "asyncio": see workers.kafka.runner.use_event_loop
     clock: str = "system"
     deadline_interval: float = 1.0
     process_batch: int = 500
@@ -108,6 +122,7 @@ class Settings:
             web_port=_number(env, "CLIENTSHIFT_WEB_PORT", 6066, 0),
             web_host=get("CLIENTSHIFT_WEB_HOST", "0.0.0.0"),
             log_level=get("CLIENTSHIFT_LOG_LEVEL", "info"),
+            event_loop=_choice(env, "CLIENTSHIFT_EVENT_LOOP", EVENT_LOOPS),
             clock=get("CLIENTSHIFT_CLOCK", "system"),
             deadline_interval=_number(env, "CLIENTSHIFT_DEADLINE_INTERVAL", 1.0, 0.001, whole=False),
             process_batch=_number(env, "CLIENTSHIFT_PROCESS_BATCH", 500, 1),
