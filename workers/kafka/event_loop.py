@@ -11,7 +11,7 @@ def use_event_loop(name: str) -> None:
 
     Faust's path for a message is asyncio futures, queues and callbacks, in the worker's loop and in its
     consumer thread's; uvloop (Faust's supported alternative) runs them in C. On `clientshift bench
-    worker` it cut a worker's CPU per event by about a seventh and a minimal Faust agent's by more.
+    worker` it cut a worker's CPU per event by about an eighth and a minimal Faust agent's by a fifth.
     """
     if name == "uvloop":
         import mode.loop
