@@ -236,13 +236,13 @@ def _latencies(settings: Settings, *sent: dict[str, float]) -> list[list[float]]
     return out
 
 
-def _round_settings(settings: Settings, n: int) -> Settings:
-    """Round `n` reads the same events topic as a new group and writes topics of its own, so round 0's
-    actions topic holds one worker's actions (the latency figures read it)."""
-    if n == 0:
-        return settings
-    outputs = {name: f"{value}-r{n}" for name, value in vars(settings.topics).items() if name != "events"}
-    return replace(settings, group_id=f"{settings.group_id}-r{n}", topics=replace(settings.topics, **outputs))
+def _own_outputs(settings: Settings, tag: str) -> Settings:
+    """The same events topic for a new group that writes topics of its own. Every worker's sink reads
+    the actions topic from its start, so a group sharing one would also read and apply the actions of
+    the groups before it, and be measured doing more than its own work; and round 0's actions topic
+    holds one worker's actions (the latency figures read it)."""
+    outputs = {name: f"{value}-{tag}" for name, value in vars(settings.topics).items() if name != "events"}
+    return replace(settings, group_id=f"{settings.group_id}-{tag}", topics=replace(settings.topics, **outputs))
 
 
 def run(events: int, accounts: int, console: Console, event_bytes: int | None = None,
@@ -270,7 +270,7 @@ def run(events: int, accounts: int, console: Console, event_bytes: int | None = 
         with console.status("minimal Faust agent on the worker's Faust fixes ..."):
             minimal_fixed = _minimal(settings, work, broker_pid, fixed=True)
         for n in range(rounds):
-            round_settings = _round_settings(settings, n)
+            round_settings = settings if n == 0 else _own_outputs(settings, f"r{n}")
             with console.status(f"round {n + 1} of {rounds}: minimal Faust agent ..."):
                 minimal_n = _minimal(round_settings, work, broker_pid, fixed=False)
             with console.status(f"round {n + 1} of {rounds}: full worker, one process ..."):
@@ -286,7 +286,7 @@ def run(events: int, accounts: int, console: Console, event_bytes: int | None = 
                     worker.stop()
             pairs.append((minimal_n, full_n))
         latencies, trickle_latencies = _latencies(settings, sent, trickled)
-        two_settings = replace(settings, group_id=f"{settings.group_id}-two")
+        two_settings = _own_outputs(settings, "two")
         with console.status("full worker, two processes ..."):
             pair = [WorkerProcess({**worker_env(two_settings, work, n)}, work / f"pair-{n}.log").start()
                     for n in (1, 2)]
