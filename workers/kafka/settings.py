@@ -81,7 +81,7 @@ class Settings:
     web_port: int = 6066
     web_host: str = "0.0.0.0"
     log_level: str = "info"
-    event_loop: str = "uvloop"  # or "asyncio": see workers.kafka.runner.use_event_loop
+    event_loop: str = "uvloop"  # or "asyncio": see workers.kafka.event_loop
     clock: str = "system"
     deadline_interval: float = 1.0
     process_batch: int = 500
