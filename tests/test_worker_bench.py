@@ -13,7 +13,9 @@ from workers.kafka import bench
 
 ROWS = ("raw aiokafka consumer + json.loads", "minimal Faust agent (decode only)",
         "minimal Faust agent + workers.kafka.faust_fixes", "full worker: state, rules, actions (1 process)",
-        "full worker (2 processes, 2 cores)", "minimal Faust agent + fixes (2 processes, 2 cores)")
+        "full worker (2 processes, 2 cores)", "minimal Faust agent + fixes (2 processes, 2 cores)",
+        "the worker's code on a plain aiokafka loop (1 process)",
+        "the worker's code on a plain aiokafka loop (2 processes)")
 
 
 def test_the_worker_benchmark_drains_the_topic_with_every_contender_and_reports_each():
@@ -30,7 +32,7 @@ def test_the_worker_benchmark_drains_the_topic_with_every_contender_and_reports_
         # /proc counts CPU in 10 ms ticks: on this small stream the raw loop's share can round to 0, the
         # worker's (about 0.2 s for 2,000 events) cannot.
         assert int(cpu_us) >= 0 and int(broker_us) >= 0
-        if row.startswith("full worker"):
+        if row.startswith(("full worker", "the worker's code")):
             assert int(cpu_us) > 0
     # Three pairs of minimal agent and worker; the table's ratio is the middle one of theirs.
     median = re.search(r"in each of 3 rounds \(the table above shows the median round, ([\d.]+)x\)", text)
@@ -55,6 +57,11 @@ def test_the_worker_benchmark_drains_the_topic_with_every_contender_and_reports_
     assert two is not None, text
     assert abs(float(two.group(1)) - rates[ROWS[4]] / rates[ROWS[5]]) < 0.01
     assert abs(float(two.group(2)) - rates[ROWS[5]] / rates[ROWS[0]]) < 0.002
+    plain = re.search(r"without Faust's per-message path: the worker's code took (\d+) µs of CPU per event \(the "
+                      r"worker (\d+)\), and in two processes did ([\d.]+)x the raw loop", text)
+    assert plain is not None, text
+    assert plain.group(1) == _cpu(text, ROWS[6]) and plain.group(2) == _cpu(text, ROWS[3])
+    assert abs(float(plain.group(3)) - rates[ROWS[7]] / rates[ROWS[0]]) < 0.002
     actions = re.search(r"latency over ([\d,]+) actions: p50 ([\d.]+) s, p99 ([\d.]+) s", text)
     assert actions is not None, text
     assert int(actions.group(1).replace(",", "")) > 0
@@ -66,8 +73,16 @@ def test_the_worker_benchmark_drains_the_topic_with_every_contender_and_reports_
 
 
 def _rate(text: str, row: str) -> int:
+    return int(_cells(text, row)[0].replace(",", ""))
+
+
+def _cpu(text: str, row: str) -> str:
+    return _cells(text, row)[3]
+
+
+def _cells(text: str, row: str) -> list[str]:
     line = next(line for line in text.splitlines() if row in line)
-    return int(re.search(r"│\s*([\d,]+)\s*│", line.split(row, 1)[1]).group(1).replace(",", ""))
+    return [cell.strip() for cell in line.split(row, 1)[1].split("│")[1:-1]]
 
 
 def test_process_cpu_seconds_reads_this_process_as_the_os_counts_it():

@@ -2,7 +2,8 @@
 a raw aiokafka loop that only reads and json-decodes, and a minimal Faust agent that only decodes.
 Also p50/p99 latency from produce to action, on the backlog (queueing) and for a trickle of events to a
 caught-up worker (one event's path: fetch, decision, write-out), and two worker processes on two cores
-next to two minimal agents on the worker's Faust fixes (the same cores with no logic).
+next to two minimal agents on the worker's Faust fixes (the same cores with no logic) and next to the
+worker's own code on a plain aiokafka loop (the same work without Faust's per-message path).
 
 Next to each rate it prints the CPU each contender and the broker spent per event: a rate alone does not
 say whether a process was busy or waiting (on fetches, on the broker, on other tenants of a shared
@@ -14,6 +15,8 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -209,6 +212,45 @@ def _minimal(settings: Settings, work: Path, broker_pid: int | None, *, fixed: b
             process.stop()
 
 
+def _plain(settings: Settings, work: Path, broker_pid: int | None, processes: int) -> Measured:
+    """The worker's own code on a plain aiokafka loop (workers.kafka.bench_plain), the partitions dealt
+    out to `processes` processes: the worker's cost without Faust's per-message path."""
+    ensure_topics(settings)
+    shares = [",".join(str(p) for p in range(n, settings.partitions, processes)) for n in range(processes)]
+    env = {**os.environ, **worker_env(settings, work, 80)}
+    started = [subprocess.Popen([sys.executable, "-m", "workers.kafka.bench_plain", share], env=env, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE) for share in shares]
+    try:
+        for process in started:
+            if process.stdout.readline().strip() != "ready":  # type: ignore[union-attr]
+                raise RuntimeError(f"the plain loop stopped before it was ready (exit {process.wait()})")
+        meter = CpuMeter([process.pid for process in started], broker_pid)
+        meter.start()
+        for process in started:
+            process.stdin.write("go\n")  # type: ignore[union-attr]
+            process.stdin.flush()  # type: ignore[union-attr]
+        outcomes = [_outcome(process) for process in started]
+        measured = meter.stop(sum(outcome["events"] for outcome in outcomes))
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+    for outcome in outcomes:
+        # Its sink saw every action it wrote: the same work as the worker's, not a part of it.
+        if not 0 < outcome["actions_applied"] == outcome["actions_written"]:
+            raise RuntimeError(f"the plain loop applied {outcome['actions_applied']} of the "
+                               f"{outcome['actions_written']} actions it wrote")
+    return measured
+
+
+def _outcome(process: subprocess.Popen[str]) -> dict[str, Any]:
+    line = process.stdout.readline()  # type: ignore[union-attr]
+    if not line:
+        raise RuntimeError(f"the plain loop stopped before it drained its partitions (exit {process.wait()})")
+    return json.loads(line)
+
+
 def _latencies(settings: Settings, *sent: dict[str, float]) -> list[list[float]]:
     """Produce-to-action seconds of the actions topic's event-triggered actions, one list per map of send
     times by event id, in one read of the topic."""
@@ -297,13 +339,19 @@ def run(events: int, accounts: int, console: Console, event_bytes: int | None = 
         # workers are measured against when the question is how far cores, not our code, limit them.
         with console.status("minimal Faust agent on the fixes, two processes ..."):
             two_minimal = _minimal(settings, work, broker_pid, fixed=True, processes=2)
+        # The worker's work without Faust's per-message path: how much of its cost is Faust's.
+        with console.status("the worker's code on a plain aiokafka loop, one and two processes ..."):
+            plain = _plain(_own_outputs(settings, "plain-1"), work, broker_pid, 1)
+            two_plain = _plain(_own_outputs(settings, "plain-2"), work, broker_pid, 2)
     by_ratio = sorted(pairs, key=lambda p: p[1].rate / p[0].rate)
     minimal, full = by_ratio[len(by_ratio) // 2]
     for name, run_ in [("raw aiokafka consumer + json.loads", raw), ("minimal Faust agent (decode only)", minimal),
                        ("minimal Faust agent + workers.kafka.faust_fixes", minimal_fixed),
                        ("full worker: state, rules, actions (1 process)", full),
                        ("full worker (2 processes, 2 cores)", two),
-                       ("minimal Faust agent + fixes (2 processes, 2 cores)", two_minimal)]:
+                       ("minimal Faust agent + fixes (2 processes, 2 cores)", two_minimal),
+                       ("the worker's code on a plain aiokafka loop (1 process)", plain),
+                       ("the worker's code on a plain aiokafka loop (2 processes)", two_plain)]:
         table.add_row(name, f"{run_.rate:,.0f}", f"{run_.rate / raw.rate:.3f}x", f"{run_.rate / minimal.rate:.2f}x",
                       run_.cpu_us(), run_.broker_us())
     console.print(table)
@@ -323,6 +371,10 @@ def run(events: int, accounts: int, console: Console, event_bytes: int | None = 
     console.print(f"two processes: the workers did {two.rate / two_minimal.rate:.2f}x of what two minimal agents on "
                   f"the fixes did ({two_minimal.rate / raw.rate:.3f}x the raw loop: Faust's ceiling on these cores "
                   f"with no logic); a quarter of the raw loop is {raw.rate / 4:,.0f} events/s")
+    if full.cpu and plain.cpu:
+        console.print(f"without Faust's per-message path: the worker's code took {plain.cpu_us()} µs of CPU per event "
+                      f"(the worker {full.cpu_us()}), and in two processes did {two_plain.rate / raw.rate:.3f}x the "
+                      "raw loop")
     console.print("note: the produce-to-action latency below is measured on a backlog (everything produced "
                   "before the worker starts), so it is queueing time, not per-event cost")
     if latencies:
