@@ -3,7 +3,7 @@ a raw aiokafka loop that only reads and json-decodes, and a minimal Faust agent 
 Also p50/p99 latency from produce to action, on the backlog (queueing) and for a trickle of events to a
 caught-up worker (one event's path: fetch, decision, write-out), and two worker processes on two cores
 next to two minimal agents on the worker's Faust fixes (the same cores with no logic) and next to the
-worker's own code on a plain aiokafka loop (the same work without Faust's per-message path).
+worker's own code on a plain aiokafka loop (the same work without Faust around it).
 
 Next to each rate it prints the CPU each contender and the broker spent per event: a rate alone does not
 say whether a process was busy or waiting (on fetches, on the broker, on other tenants of a shared
@@ -214,7 +214,7 @@ def _minimal(settings: Settings, work: Path, broker_pid: int | None, *, fixed: b
 
 def _plain(settings: Settings, work: Path, broker_pid: int | None, processes: int) -> Measured:
     """The worker's own code on a plain aiokafka loop (workers.kafka.bench_plain), the partitions dealt
-    out to `processes` processes: the worker's cost without Faust's per-message path."""
+    out to `processes` processes: the worker's cost without Faust's consumer path around it."""
     ensure_topics(settings)
     shares = [",".join(str(p) for p in range(n, settings.partitions, processes)) for n in range(processes)]
     env = {**os.environ, **worker_env(settings, work, 80)}
@@ -339,7 +339,7 @@ def run(events: int, accounts: int, console: Console, event_bytes: int | None = 
         # workers are measured against when the question is how far cores, not our code, limit them.
         with console.status("minimal Faust agent on the fixes, two processes ..."):
             two_minimal = _minimal(settings, work, broker_pid, fixed=True, processes=2)
-        # The worker's work without Faust's per-message path: how much of its cost is Faust's.
+        # The worker's work without Faust around it: how much of the worker's cost is Faust's.
         with console.status("the worker's code on a plain aiokafka loop, one and two processes ..."):
             plain = _plain(_own_outputs(settings, "plain-1"), work, broker_pid, 1)
             two_plain = _plain(_own_outputs(settings, "plain-2"), work, broker_pid, 2)
@@ -372,9 +372,9 @@ def run(events: int, accounts: int, console: Console, event_bytes: int | None = 
                   f"the fixes did ({two_minimal.rate / raw.rate:.3f}x the raw loop: Faust's ceiling on these cores "
                   f"with no logic); a quarter of the raw loop is {raw.rate / 4:,.0f} events/s")
     if full.cpu and plain.cpu:
-        console.print(f"without Faust's per-message path: the worker's code took {plain.cpu_us()} µs of CPU per event "
-                      f"(the worker {full.cpu_us()}), and in two processes did {two_plain.rate / raw.rate:.3f}x the "
-                      "raw loop")
+        console.print(f"on a plain aiokafka loop, without Faust: the worker's code took {plain.cpu_us()} µs of CPU "
+                      f"per event (the worker {full.cpu_us()}), and in two processes did "
+                      f"{two_plain.rate / raw.rate:.3f}x the raw loop")
     console.print("note: the produce-to-action latency below is measured on a backlog (everything produced "
                   "before the worker starts), so it is queueing time, not per-event cost")
     if latencies:

@@ -1,5 +1,5 @@
 """The worker's own code on a plain aiokafka loop, for `clientshift bench worker`: what the worker costs
-without Faust's per-message path (its consumer thread, conductor, streams and acknowledgements).
+without Faust's consumer path around its code (its consumer thread, messages, streams and acknowledgements).
 
 Each record goes through exactly what the worker runs for it (workers.kafka.process.Processor, the same
 write-outs, the sink's `apply_batch` with the worker's connector), on one event loop that reads the events
