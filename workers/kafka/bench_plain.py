@@ -88,7 +88,7 @@ async def drain(settings: Settings, partitions: list[int], go: Any) -> dict[str,
         consumer.assign(events + actions)
         await consumer.seek_to_beginning(*events, *actions)
         # From fetches, not ListOffsets: Tansu's is wrong for multi-record batches (workers.kafka.tansu).
-        ends = high_watermarks_of(settings, [(tp.topic, tp.partition) for tp in events])
+        total = sum(high_watermarks_of(settings, [(tp.topic, tp.partition) for tp in events]).values())
         await go()
         handled, applied = 0, 0
         sink: list[bytes] = []
@@ -111,14 +111,14 @@ async def drain(settings: Settings, partitions: list[int], go: Any) -> dict[str,
             if sink and (len(sink) >= settings.sink_batch or written is not None):
                 await apply_batch(sink, rt.sink_connector, settings.connector, letters)
                 applied, sink = applied + len(sink), []
-            if time.monotonic() - committed >= 1.0 or (not events_done and handled == sum(ends.values())):
+            if time.monotonic() - committed >= 1.0 or (not events_done and handled == total):
                 # As Faust commits: only after every output of the events it covers is written.
                 if writing is not None:
                     await writing
                 await write_out()
                 await consumer.commit()
                 committed = time.monotonic()
-                events_done = handled == sum(ends.values())
+                events_done = handled == total
             if events_done and written is None:
                 # Everything is written: the sink's work is every action on its partitions (fresh topics).
                 written = sum(high_watermarks_of(settings, [(tp.topic, tp.partition) for tp in actions]).values())
