@@ -1,4 +1,5 @@
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -95,6 +96,22 @@ def test_table_output_names_every_account_and_status(tmp_path):
     for account, status in [("acme", "client"), ("hooli", "prospect"), ("wayne", "customer")]:
         row = next(r for r in result.stdout.splitlines() if f" {account} " in r)
         assert status in row
+
+
+def test_piped_tables_keep_their_rows_whole_unless_columns_says_otherwise():
+    """Without a terminal Rich would cut tables to 80 columns: `acme`'s rule and tag would read
+    `formal_relat…` and `relationship…` in a file or a CI log."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+
+    def acme_row(extra_env):
+        result = subprocess.run([sys.executable, "-m", "workers.cli", "replay", EXAMPLES / "events.jsonl", "--dry-run"],
+                                capture_output=True, text=True, timeout=120, env={**env, **extra_env})
+        assert result.returncode == 0, result.stderr
+        return next(r for r in result.stdout.splitlines() if " acme " in r)
+
+    whole = acme_row({})
+    assert "formal_relationship" in whole and "relationship_status=client" in whole and "…" not in whole
+    assert "…" in acme_row({"COLUMNS": "80"})
 
 
 def test_dry_run_writes_nothing(tmp_path):

@@ -29,7 +29,14 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(crm_app, name="crm")
 app.add_typer(bench_app, name="bench")
 
-out = Console(soft_wrap=True)
+
+def _table_width() -> int | None:
+    # Without a terminal (output piped to a file, a CI log) Rich cuts tables to 80 columns, so rule names,
+    # tags and benchmark rows came out as `formal_relat…`; COLUMNS, when set, still decides.
+    return None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
+
+
+out = Console(soft_wrap=True, width=_table_width())
 err = Console(stderr=True, soft_wrap=True)
 
 
