@@ -36,7 +36,7 @@ from workers.kafka.runtime import Runtime
 from workers.kafka.settings import Settings
 from workers.kafka.sink import apply_batch
 from workers.kafka.topics import ACCOUNTS_TABLE, DEADLINES_TABLE
-from workers.kafka.write_out import WriteOut
+from workers.kafka.write_out import WriteOut, WriteOutPacer
 from workers.rules.policy import Policy
 from workers.timeutil import format_rfc3339
 
@@ -131,20 +131,14 @@ def create_app(settings: Settings, policy: Policy, clock: Clock,
     @app.agent(inputs, name="process")
     async def process(stream: Any) -> None:
         faust_fixes.flush_before_commit(app, flush)
-        writing: asyncio.Future[None] | None = None
+        pacer = WriteOutPacer(rt, flush, settings.process_batch)  # a failed write-out stops the agent
         # What `stream.events()` does, without its extra async generator per event.
         async for _ in stream:
             event = stream.current_event
             if event is None:
                 continue
             await processor.handle(event)
-            rt.pending.events += 1
-            if rt.pending.events >= settings.process_batch:
-                # Written out in the background while the next events are handled; one write-out at a
-                # time, so the stream waits when Kafka is the slower side.
-                if writing is not None:
-                    await writing  # and a failed write-out stops the agent (its outputs were put back)
-                writing = asyncio.ensure_future(flush())
+            await pacer.handled()
 
     write_out_clock = WriteOutClock(settings.process_batch // 2)
 

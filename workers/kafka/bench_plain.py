@@ -31,7 +31,7 @@ from workers.kafka.runtime import Runtime
 from workers.kafka.settings import Settings
 from workers.kafka.sink import apply_batch
 from workers.kafka.topics import changelog_topics, high_watermarks_of
-from workers.kafka.write_out import WriteOut
+from workers.kafka.write_out import WriteOut, WriteOutPacer
 from workers.rules.policy import load_policy
 
 DRAIN_TIMEOUT = 900.0  # seconds, as for the worker (workers.kafka.bench.until_drained)
@@ -84,6 +84,7 @@ async def drain(settings: Settings, partitions: list[int], go: Any) -> dict[str,
     await consumer.start()
     await producer.start()
     write_out = WriteOut(rt, lambda: producer, topics, accounts_changelog, deadlines_changelog)
+    pacer = WriteOutPacer(rt, write_out, settings.process_batch)
     try:
         consumer.assign(events + actions)
         await consumer.seek_to_beginning(*events, *actions)
@@ -92,7 +93,6 @@ async def drain(settings: Settings, partitions: list[int], go: Any) -> dict[str,
         await go()
         handled, applied = 0, 0
         sink: list[bytes] = []
-        writing: asyncio.Future[None] | None = None
         committed = time.monotonic()
         events_done, written = False, None
         while written is None or applied < written:
@@ -102,19 +102,14 @@ async def drain(settings: Settings, partitions: list[int], go: Any) -> dict[str,
                     continue
                 for record in records:
                     await processor.handle(_Event(record))
+                    await pacer.handled()
                     handled += 1
-                    rt.pending.events += 1
-                    if rt.pending.events >= settings.process_batch:
-                        if writing is not None:
-                            await writing
-                        writing = asyncio.ensure_future(write_out())
             if sink and (len(sink) >= settings.sink_batch or written is not None):
                 await apply_batch(sink, rt.sink_connector, settings.connector, letters)
                 applied, sink = applied + len(sink), []
             if time.monotonic() - committed >= 1.0 or (not events_done and handled == total):
                 # As Faust commits: only after every output of the events it covers is written.
-                if writing is not None:
-                    await writing
+                await pacer.settled()
                 await write_out()
                 await consumer.commit()
                 committed = time.monotonic()

@@ -5,8 +5,9 @@ dedupes them by key) but never lose one, nor a state change."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import orjson
 
@@ -71,6 +72,31 @@ class WriteOut:
             outbox.add(self._deadlines_changelog, partition, orjson.dumps(account),
                        None if due is None else orjson.dumps(due))
         await outbox.flush()
+
+
+class WriteOutPacer:
+    """Counts each handled event into the pending batch and, once it holds `batch` events, starts a
+    write-out in the background while the next events are handled. One at a time, so the caller waits
+    when Kafka is the slower side; a failed write-out raises in the caller (its outputs were put back)."""
+
+    def __init__(self, rt: Runtime, write_out: Callable[[], Awaitable[None]], batch: int) -> None:
+        self._rt = rt
+        self._write_out = write_out
+        self._batch = batch
+        self._writing: asyncio.Future[None] | None = None
+
+    async def handled(self) -> None:
+        pending = self._rt.pending
+        pending.events += 1
+        if pending.events >= self._batch:
+            await self.settled()
+            self._writing = asyncio.ensure_future(self._write_out())
+
+    async def settled(self) -> None:
+        """Once the write-out in flight, if any, is done."""
+        if self._writing is not None:
+            await self._writing
+            self._writing = None
 
 
 def _report(pending: Pending) -> None:
