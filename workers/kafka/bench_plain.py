@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from workers.kafka.clock import make_clock
 from workers.kafka.event_loop import loop_factory
 from workers.kafka.process import Processor
-from workers.kafka.runner import connector_factory
+from workers.kafka.runner import GC_THRESHOLDS, connector_factory
 from workers.kafka.runtime import Runtime
 from workers.kafka.settings import Settings
 from workers.kafka.sink import apply_batch
@@ -125,7 +125,7 @@ async def drain(settings: Settings, partitions: list[int], go: Any) -> dict[str,
 
 
 def main() -> None:
-    gc.set_threshold(50_000, 20, 100)  # as the worker runs (workers.kafka.runner)
+    gc.set_threshold(*GC_THRESHOLDS)  # as the worker runs
     settings = Settings.from_env()
     partitions = [int(p) for p in sys.argv[1].split(",")]
 
