@@ -16,7 +16,7 @@ import pytest
 from connectors.hubspot.webhooks import sign_v3
 from hubspot_server import TOKEN, hubspot_server  # noqa: F401
 from test_worker_kafka import Harness, broker  # noqa: F401
-from workers.kafka.local_broker import free_port
+from workers.kafka.ports import free_port
 from workers.kafka.topics import high_watermarks
 from workers.replay import read_event_files, replay
 

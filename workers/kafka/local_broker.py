@@ -14,6 +14,8 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from workers.kafka.ports import free_port
+
 
 class BrokerError(RuntimeError):
     pass
@@ -26,12 +28,6 @@ def tansu_binary() -> Path:
     if not os.access(path, os.X_OK):
         path.chmod(path.stat().st_mode | 0o111)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LocalBroker:

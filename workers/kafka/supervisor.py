@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Mapping
 
-from workers.kafka.local_broker import free_port
+from workers.kafka.ports import free_port
 from workers.kafka.settings import Settings
 from workers.kafka.topics import group_lag
 
